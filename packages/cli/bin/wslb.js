@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+import { main } from '../dist/main.js';
+
+// Exit once stdout and stderr are flushed: both are asynchronous when they are pipes.
+function exit(code) {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
+main(process.argv.slice(2)).then(exit, (err) => {
+  process.stderr.write(`wslb: ${err instanceof Error ? err.message : String(err)}\n`);
+  exit(1);
+});

@@ -1,0 +1,251 @@
+import {
+  request as httpRequest,
+  type ClientRequest,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
+import type { Backend } from './backend.js';
+import { Connection } from './context.js';
+import type { Engine } from './engine.js';
+import { WslbError, toWslbError } from './errors.js';
+import { clientAddressOf, normalizeAddress } from './forwarded.js';
+import type { HeaderMap, UpstreamResponse } from './hooks.js';
+import { buildUpstreamRequest } from './upstream-request.js';
+import { reasonOf } from './ws-upgrade.js';
+
+const HOP_BY_HOP_RESPONSE = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'trailer',
+  'te',
+]);
+
+function responseHeaders(res: IncomingMessage): HeaderMap {
+  const headers: HeaderMap = {};
+  const named = res.headers.connection;
+  const extra = named ? new Set(named.split(',').map((s) => s.trim().toLowerCase())) : undefined;
+  for (const name in res.headers) {
+    if (HOP_BY_HOP_RESPONSE.has(name) || extra?.has(name)) continue;
+    headers[name] = res.headers[name];
+  }
+  return headers;
+}
+
+function sendError(res: ServerResponse, error: WslbError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = `${error.message}\n`;
+  res.writeHead(error.status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...error.headers,
+  });
+  res.end(body);
+}
+
+interface Attempt {
+  proxyReq: ClientRequest;
+  proxyRes: IncomingMessage;
+}
+
+/**
+ * Sends the request to one backend. Rejects with WSLB_ERR_BACKEND_CONNECT (retryable) only while
+ * no byte of the request was written; the body is piped only once the connection is up.
+ */
+function attemptRequest(
+  engine: Engine,
+  ctx: Connection,
+  req: IncomingMessage,
+  backend: Backend,
+  secure: boolean,
+  onRequest: (proxyReq: ClientRequest) => void,
+): Promise<Attempt> {
+  return (async () => {
+    const peer = ctx.remoteAddress;
+    const upstream = buildUpstreamRequest(req, backend, peer, engine.settings.trusted.has(peer), secure);
+    if (engine.hooks.handshake.isUsed()) {
+      await engine.runHook('handshake', () => engine.hooks.handshake.promise(ctx, upstream));
+    }
+    return new Promise<Attempt>((resolve, reject) => {
+      const tls = backend.tls;
+      const options = {
+        host: backend.hostname,
+        port: backend.port,
+        method: upstream.method,
+        path: upstream.path,
+        headers: upstream.headers as Record<string, string | string[]>,
+        agent: engine.agentFor(backend),
+        servername: tls?.servername ?? (isIP(backend.hostname) ? undefined : backend.hostname),
+        ca: tls?.ca,
+        rejectUnauthorized: tls?.rejectUnauthorized ?? true,
+      };
+      const proxyReq = backend.secure ? httpsRequest(options) : httpRequest(options);
+      onRequest(proxyReq);
+      let connected = false;
+      let timer: NodeJS.Timeout | undefined;
+      const startBody = (): void => {
+        connected = true;
+        if (engine.settings.timeouts.connect > 0 && timer) clearTimeout(timer);
+        const responseTimeout = engine.settings.timeouts.response;
+        if (responseTimeout > 0) {
+          timer = setTimeout(() => {
+            proxyReq.destroy(new WslbError('WSLB_ERR_RESPONSE_TIMEOUT'));
+          }, responseTimeout);
+        }
+        req.pipe(proxyReq);
+      };
+      if (engine.settings.timeouts.connect > 0) {
+        timer = setTimeout(() => {
+          proxyReq.destroy(
+            new WslbError(
+              'WSLB_ERR_BACKEND_CONNECT',
+              `connect to ${backend.id} timed out after ${engine.settings.timeouts.connect} ms`,
+            ),
+          );
+        }, engine.settings.timeouts.connect);
+      }
+      proxyReq.on('socket', (socket) => {
+        if (socket.connecting) socket.once('connect', startBody);
+        else startBody();
+      });
+      proxyReq.on('response', (proxyRes) => {
+        if (timer) clearTimeout(timer);
+        resolve({ proxyReq, proxyRes });
+      });
+      proxyReq.on('error', (err) => {
+        if (timer) clearTimeout(timer);
+        if (err instanceof WslbError && err.code !== 'WSLB_ERR_BACKEND_CONNECT') return reject(err);
+        if (!connected) {
+          reject(
+            err instanceof WslbError
+              ? err
+              : new WslbError('WSLB_ERR_BACKEND_CONNECT', `connect to ${backend.id} failed: ${err.message}`, {
+                  cause: err,
+                }),
+          );
+        } else {
+          reject(
+            new WslbError('WSLB_ERR_BACKEND_CLOSED', `backend ${backend.id} failed: ${err.message}`, {
+              cause: err,
+            }),
+          );
+        }
+      });
+    });
+  })();
+}
+
+/**
+ * Plain HTTP: one context per request through the same hooks as a WebSocket; bodies stream both
+ * ways; a retry on another backend happens only before any request byte was written.
+ */
+export async function handleRequest(
+  engine: Engine,
+  req: IncomingMessage,
+  res: ServerResponse,
+  secure: boolean,
+) {
+  const socket = req.socket;
+  if (engine.shuttingDown) {
+    res.setHeader('connection', 'close');
+    sendError(res, new WslbError('WSLB_ERR_SHUTTING_DOWN'));
+    return;
+  }
+  const peer = normalizeAddress(socket.remoteAddress);
+  const ctx = new Connection(
+    engine.log,
+    'http',
+    peer,
+    socket.remotePort ?? 0,
+    clientAddressOf(peer, req.headers, engine.settings.trusted),
+    secure,
+    { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers },
+  );
+  const refused = engine.admit(ctx);
+  if (refused) {
+    engine.reportError(ctx, refused);
+    sendError(res, refused);
+    return;
+  }
+  const inStart = socket.bytesRead;
+  const outStart = socket.bytesWritten;
+  let clientGone = false;
+  let proxyReq: ClientRequest | undefined;
+  let finished = false;
+  const finish = (reason: Parameters<Engine['finish']>[1], error?: WslbError): void => {
+    if (finished) return;
+    finished = true;
+    engine.finish(
+      ctx,
+      reason,
+      res.statusCode,
+      error,
+      socket.bytesRead - inStart,
+      socket.bytesWritten - outStart,
+    );
+  };
+  // While an attempt is in flight the main flow owns the ending (it releases the backend);
+  // once the response streams, a client close ends the request here.
+  let streaming = false;
+  res.on('close', () => {
+    if (res.writableFinished) return;
+    clientGone = true;
+    proxyReq?.destroy();
+    if (streaming) finish('client-closed');
+  });
+
+  try {
+    const rejected = await engine.runConnect(ctx);
+    if (rejected) throw rejected;
+    const { proxyRes } = await engine.withBackend(
+      ctx,
+      (backend) => attemptRequest(engine, ctx, req, backend, secure, (r) => (proxyReq = r)),
+      () => clientGone,
+    );
+    if (clientGone) {
+      proxyRes.destroy();
+      finish('client-closed');
+      return;
+    }
+    const response: UpstreamResponse = {
+      status: proxyRes.statusCode ?? 502,
+      statusMessage: proxyRes.statusMessage ?? '',
+      headers: responseHeaders(proxyRes),
+    };
+    if (engine.hooks.response.isUsed()) {
+      await engine.runHook('response', () => engine.hooks.response.promise(ctx, response));
+    }
+    if (engine.shuttingDown) response.headers.connection = 'close';
+    res.writeHead(
+      response.status,
+      response.statusMessage || undefined,
+      response.headers as Record<string, string>,
+    );
+    streaming = true;
+    if (clientGone) {
+      proxyRes.destroy();
+      finish('client-closed');
+      return;
+    }
+    proxyRes.on('error', () => res.destroy());
+    res.on('finish', () => finish('completed'));
+    proxyRes.pipe(res);
+  } catch (err) {
+    const error = toWslbError(err);
+    if (clientGone) {
+      finish('client-closed');
+      return;
+    }
+    engine.reportError(ctx, error);
+    streaming = true;
+    res.on('finish', () => finish(reasonOf(error), error));
+    sendError(res, error);
+  }
+}

@@ -1,0 +1,123 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { configSchema } from './config-schema.js';
+
+// ajv-formats ships CommonJS; under NodeNext its default import is the module object.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+/** One ajv instance for the whole process: the root schema and every plugin schema compile here. */
+const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: false });
+addFormats(ajv);
+
+export interface PluginSchemaEntry {
+  /** The `use` string as written in the config (or the plugin's name). */
+  use: string;
+  schema: object;
+}
+
+export interface ConfigIssue {
+  /** JSON pointer into the config, `/` for the root. */
+  path: string;
+  message: string;
+}
+
+/** The schema of the whole config file with the options schema of each named plugin included. */
+export function buildConfigSchema(plugins: readonly PluginSchemaEntry[] = []): object {
+  if (plugins.length === 0) return configSchema;
+  const byUse = plugins.map(({ use, schema }) => ({
+    if: { type: 'object', required: ['use'], properties: { use: { const: use } } },
+    then: { properties: { options: schema } },
+  }));
+  const items = { ...configSchema.properties.plugins.items, allOf: byUse };
+  return {
+    ...configSchema,
+    properties: {
+      ...configSchema.properties,
+      plugins: { ...configSchema.properties.plugins, items },
+    },
+  };
+}
+
+// Keyed by the schema's text: a reload builds an equal schema object that must not compile again.
+const compiled = new Map<string, ValidateFunction>();
+
+function compile(schema: object): ValidateFunction {
+  const key = JSON.stringify(schema);
+  let fn = compiled.get(key);
+  if (!fn) {
+    fn = ajv.compile(schema);
+    compiled.set(key, fn);
+  }
+  return fn;
+}
+
+function describe(err: ErrorObject): string {
+  const params = err.params as Record<string, unknown>;
+  switch (err.keyword) {
+    case 'additionalProperties':
+      return `unknown property "${String(params.additionalProperty)}"`;
+    case 'enum':
+      return `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'const':
+      return `must be ${JSON.stringify(params.allowedValue)}`;
+    default:
+      return err.message ?? err.keyword;
+  }
+}
+
+export function formatIssues(errors: readonly ErrorObject[] | null | undefined): ConfigIssue[] {
+  const seen = new Set<string>();
+  const issues: ConfigIssue[] = [];
+  for (const err of errors ?? []) {
+    // if/then/else wrappers repeat what their branch already said.
+    if (err.keyword === 'if') continue;
+    const issue = { path: err.instancePath || '/', message: describe(err) };
+    const key = `${issue.path}\0${issue.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    issues.push(issue);
+  }
+  return issues;
+}
+
+/** Validates a config object (plugins as names/entries) against the root schema plus plugin schemas. */
+export function validateConfig(config: unknown, plugins: readonly PluginSchemaEntry[] = []): ConfigIssue[] {
+  const validate = compile(plugins.length === 0 ? configSchema : buildConfigSchema(plugins));
+  if (validate(config)) return semanticIssues(config as Record<string, unknown>);
+  return formatIssues(validate.errors);
+}
+
+/** Validates one plugin's options against its schema, reporting paths under `prefix`. */
+export function validatePluginOptions(schema: object, options: unknown, prefix = ''): ConfigIssue[] {
+  const validate = compile(schema);
+  if (validate(options ?? {})) return [];
+  return formatIssues(validate.errors).map((i) => ({
+    path: `${prefix}${i.path === '/' ? '' : i.path}` || '/',
+    message: i.message,
+  }));
+}
+
+/** Rules a JSON schema cannot express: unique backend ids. */
+function semanticIssues(config: Record<string, unknown>): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const backends = Array.isArray(config.backends) ? (config.backends as Array<Record<string, unknown>>) : [];
+  const seen = new Map<string, number>();
+  backends.forEach((b, i) => {
+    const id = typeof b.id === 'string' ? b.id : undefined;
+    if (id === undefined) return;
+    const first = seen.get(id);
+    if (first !== undefined) {
+      issues.push({
+        path: `/backends/${i}/id`,
+        message: `duplicate backend id "${id}" (also /backends/${first})`,
+      });
+    } else {
+      seen.set(id, i);
+    }
+  });
+  return issues;
+}
+
+export function formatIssueList(issues: readonly ConfigIssue[]): string {
+  return issues.map((i) => `${i.path}: ${i.message}`).join('\n');
+}

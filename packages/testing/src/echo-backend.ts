@@ -1,0 +1,159 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+
+/** What a backend saw of one WebSocket upgrade or HTTP request. */
+export interface SeenRequest {
+  kind: 'ws' | 'http';
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  remotePort: number;
+}
+
+export interface EchoBackendOptions {
+  /** Reported in `x-backend` headers and HTTP bodies. */
+  id: string;
+  host?: string;
+  /** 0 (default) picks a free port. */
+  port?: number;
+}
+
+/**
+ * A backend that echoes WebSocket messages (text stays text, binary stays binary) and answers
+ * HTTP requests with a JSON description of what it received. It names itself in an
+ * `x-backend` header on the 101 and on every HTTP answer, so tests can see who served them.
+ */
+export class EchoBackend {
+  readonly id: string;
+  readonly seen: SeenRequest[] = [];
+  /** Open WebSockets on this backend. */
+  readonly clients = new Set<WebSocket>();
+  readonly #server: Server;
+  readonly #wss: WebSocketServer;
+  readonly #sockets = new Set<Socket>();
+  #port = 0;
+  readonly #host: string;
+  readonly #wantedPort: number;
+
+  constructor(options: EchoBackendOptions) {
+    this.id = options.id;
+    this.#host = options.host ?? '127.0.0.1';
+    this.#wantedPort = options.port ?? 0;
+    this.#server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        this.seen.push({
+          kind: 'http',
+          method: req.method ?? '',
+          url: req.url ?? '',
+          headers: req.headers,
+          remotePort: req.socket.remotePort ?? 0,
+        });
+        const body = JSON.stringify({
+          backend: this.id,
+          method: req.method,
+          url: req.url,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+        });
+        res.writeHead(200, { 'content-type': 'application/json', 'x-backend': this.id });
+        res.end(body);
+      });
+    });
+    this.#server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+    this.#wss = new WebSocketServer({
+      server: this.#server,
+      perMessageDeflate: false,
+      maxPayload: 64 * 1024 * 1024,
+    });
+    this.#wss.on('headers', (headers) => headers.push(`x-backend: ${this.id}`));
+    this.#wss.on('connection', (ws, req) => {
+      this.seen.push({
+        kind: 'ws',
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        remotePort: req.socket.remotePort ?? 0,
+      });
+      this.clients.add(ws);
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+      ws.on('error', () => ws.terminate());
+      ws.on('close', () => this.clients.delete(ws));
+    });
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#wantedPort, this.#host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    this.#port = (this.#server.address() as AddressInfo).port;
+    return this;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  /** `ws://host:port` */
+  get url(): string {
+    return `ws://${this.#host}:${this.#port}`;
+  }
+
+  get httpUrl(): string {
+    return `http://${this.#host}:${this.#port}`;
+  }
+
+  /** WebSocket upgrades this backend accepted. */
+  get upgrades(): number {
+    return this.seen.filter((s) => s.kind === 'ws').length;
+  }
+
+  /** Closes every open WebSocket with a close code (it reaches the clients through the proxy). */
+  closeClients(code = 1000, reason = ''): void {
+    for (const ws of this.clients) ws.close(code, reason);
+  }
+
+  /** Stops accepting and destroys every open socket at once, like a crashed process. */
+  async kill(): Promise<void> {
+    for (const ws of this.clients) ws.terminate();
+    for (const s of this.#sockets) s.destroy();
+    await this.#closeServer();
+  }
+
+  /** Stops accepting, closes WebSockets cleanly and waits for every socket to end. */
+  async close(): Promise<void> {
+    for (const ws of this.clients) ws.terminate();
+    for (const s of this.#sockets) s.destroy();
+    await this.#closeServer();
+  }
+
+  async #closeServer(): Promise<void> {
+    await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
+    if (!this.#server.listening) return;
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  /** Starts listening again on the same port (after kill/close), like a restarted process. */
+  async restart(): Promise<EchoBackend> {
+    const again = new EchoBackend({ id: this.id, host: this.#host, port: this.#port });
+    return again.start();
+  }
+}
+
+export async function startEchoBackend(options: EchoBackendOptions): Promise<EchoBackend> {
+  return new EchoBackend(options).start();
+}
+
+/** Starts `count` echo backends named `${prefix}1`, `${prefix}2`... */
+export async function startEchoBackends(count: number, prefix = 'b'): Promise<EchoBackend[]> {
+  return Promise.all(Array.from({ length: count }, (_, i) => startEchoBackend({ id: `${prefix}${i + 1}` })));
+}

@@ -1,0 +1,30 @@
+export {
+  EchoBackend,
+  startEchoBackend,
+  startEchoBackends,
+  type EchoBackendOptions,
+  type SeenRequest,
+} from './echo-backend.js';
+export {
+  closeAll,
+  closed,
+  openClient,
+  openClients,
+  roundTrip,
+  upgradeRequest,
+  waitFor,
+  webSocketKey,
+  type OpenedClient,
+  type RawAnswer,
+} from './clients.js';
+export { startProxy, type TestProxy, type TestProxyConfig } from './proxy.js';
+export {
+  execWslb,
+  runWslb,
+  wslbBinPath,
+  writeTempConfig,
+  type LogLine,
+  type RunningWslb,
+  type RunWslbResult,
+} from './binary.js';
+export { assertNoLeakedHandles } from './leaks.js';
