@@ -92,3 +92,12 @@ export function toWslbError(err: unknown, hook?: string): WslbError {
     cause: err,
   });
 }
+
+/**
+ * The text a client may see: the catalog's message for wslb's own faults (details such as backend
+ * addresses stay in the logs), the tap's own words for rejections and codes a plugin defined.
+ */
+export function publicMessage(err: WslbError): string {
+  const known = (ERRORS as Record<string, ErrorDefinition>)[err.code];
+  return known && err.code !== 'WSLB_ERR_REJECTED' ? known.message : err.message;
+}

@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import type { Backend } from './backend.js';
 import { Connection } from './context.js';
 import type { Engine } from './engine.js';
-import { WslbError, toWslbError } from './errors.js';
+import { WslbError, publicMessage, toWslbError } from './errors.js';
 import { clientAddressOf, normalizeAddress } from './forwarded.js';
 import type { HeaderMap, UpstreamResponse } from './hooks.js';
 import { buildUpstreamRequest } from './upstream-request.js';
@@ -41,7 +41,7 @@ function sendError(res: ServerResponse, error: WslbError): void {
     res.destroy();
     return;
   }
-  const body = `${error.message}\n`;
+  const body = `${publicMessage(error)}\n`;
   res.writeHead(error.status, {
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),

@@ -4,7 +4,7 @@ import { responseHead, writeAnswer } from './answer.js';
 import { Connection } from './context.js';
 import { tuneSocket } from './dial.js';
 import type { Engine } from './engine.js';
-import { WslbError, toWslbError } from './errors.js';
+import { WslbError, publicMessage, toWslbError } from './errors.js';
 import { clientAddressOf, normalizeAddress } from './forwarded.js';
 import type { HeaderMap, UpstreamResponse } from './hooks.js';
 import { BodyFramer, readResponseHead } from './response-head.js';
@@ -52,7 +52,7 @@ export async function handleUpgrade(
   const invalid = checkUpgrade(req);
   if (invalid) {
     engine.log.debug({ code: invalid.code, remote: client.remoteAddress }, 'upgrade refused');
-    writeAnswer(client, invalid.status, invalid.message, invalid.headers);
+    writeAnswer(client, invalid.status, publicMessage(invalid), invalid.headers);
     return;
   }
   const peer = normalizeAddress(client.remoteAddress);
@@ -69,7 +69,7 @@ export async function handleUpgrade(
   const refused = engine.admit(ctx);
   if (refused) {
     engine.reportError(ctx, refused);
-    writeAnswer(client, refused.status, refused.message, refused.headers);
+    writeAnswer(client, refused.status, publicMessage(refused), refused.headers);
     return;
   }
 
@@ -161,7 +161,7 @@ export async function handleUpgrade(
     const reason = clientGone ? 'client-closed' : reasonOf(error);
     if (!clientGone) {
       engine.reportError(ctx, error);
-      writeAnswer(client, error.status, error.message, error.headers);
+      writeAnswer(client, error.status, publicMessage(error), error.headers);
     } else {
       client.destroy();
     }

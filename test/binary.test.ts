@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, it } from 'node:test';
+import {
+  assertNoLeakedHandles,
+  closeAll,
+  closed,
+  execWslb,
+  openClient,
+  openClients,
+  roundTrip,
+  runWslb,
+  startEchoBackends,
+  upgradeRequest,
+  waitFor,
+  webSocketKey,
+  writeTempConfig,
+} from '@wslb/testing';
+import { deadPort } from './helpers/servers.js';
+
+const cliPackage = JSON.parse(
+  readFileSync(new URL('../packages/cli/package.json', import.meta.url), 'utf8'),
+) as {
+  version: string;
+};
+
+describe('the wslb binary', { timeout: 120_000 }, () => {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await assertNoLeakedHandles();
+  });
+
+  it('balances 30 sockets 10/10/10 from a JSON config, with path, query and X-Forwarded-For', async () => {
+    const backends = await startEchoBackends(3);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const wslb = await runWslb({
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: backends.map((b) => ({ id: b.id, url: b.url })),
+      plugins: ['round-robin'],
+    });
+    cleanups.push(() => wslb.stop());
+    const { clients, perBackend } = await openClients(`${wslb.url}/feed?topic=x`, 30);
+    assert.deepEqual(perBackend, { b1: 10, b2: 10, b3: 10 });
+    const seen = backends[0]!.seen.find((s) => s.kind === 'ws')!;
+    assert.equal(seen.url, '/feed?topic=x');
+    assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
+    assert.equal((await roundTrip(clients[0]!.ws, 'via the binary')).data.toString(), 'via the binary');
+    await closeAll(clients);
+    // One access line per closed connection.
+    await wslb.waitForLog((l) => l.msg === 'access' && l.status === 101 && l.kind === 'ws');
+  });
+
+  it('uses round-robin when no balancing plugin is configured', async () => {
+    const backends = await startEchoBackends(2);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const wslb = await runWslb({
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: backends.map((b) => ({ id: b.id, url: b.url })),
+    });
+    cleanups.push(() => wslb.stop());
+    const { clients, perBackend } = await openClients(wslb.url, 4);
+    assert.deepEqual(perBackend, { b1: 2, b2: 2 });
+    await closeAll(clients);
+  });
+
+  it('skips a dead backend and answers 502 when all are dead', async () => {
+    const backends = await startEchoBackends(1);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const wslb = await runWslb({
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: [
+        { id: 'dead', url: `ws://127.0.0.1:${await deadPort()}` },
+        { id: 'b1', url: backends[0]!.url },
+      ],
+      retries: 1,
+    });
+    cleanups.push(() => wslb.stop());
+    const { clients, perBackend } = await openClients(wslb.url, 4);
+    assert.deepEqual(perBackend, { b1: 4 });
+    await closeAll(clients);
+
+    const allDead = await runWslb({
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: [{ id: 'dead', url: `ws://127.0.0.1:${await deadPort()}` }],
+    });
+    cleanups.push(() => allDead.stop());
+    const answer = await upgradeRequest(allDead.url, {
+      'sec-websocket-key': webSocketKey(),
+      'sec-websocket-version': '13',
+    });
+    assert.equal(answer.status, 502);
+  });
+
+  it('exits 0 on SIGTERM with live tunnels, closing them', async () => {
+    const backends = await startEchoBackends(1);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const wslb = await runWslb({
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: [{ id: 'b1', url: backends[0]!.url }],
+      timeouts: { drain: 300 },
+    });
+    const clients = await Promise.all([openClient(wslb.url), openClient(wslb.url)]);
+    const closes = clients.map((c) => closed(c.ws, 10_000));
+    const code = await wslb.stop('SIGTERM');
+    assert.equal(code, 0);
+    await Promise.all(closes);
+    await waitFor(() => backends[0]!.clients.size === 0, { message: 'backend sockets closed' });
+  });
+
+  it('exits 2 naming each JSON path of an invalid config', async () => {
+    const { file } = writeTempConfig({
+      listen: { port: 'eighty' },
+      backends: [{ url: 'not a url' }, { url: 'ws://127.0.0.1:1', weight: 0 }],
+      timeouts: { connect: -1 },
+      bogus: true,
+    });
+    const result = await execWslb(['--config', file]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /\/backends\/0\/url: must match format "uri"/);
+    assert.match(result.stderr, /\/listen\/port: must be integer/);
+    assert.match(result.stderr, /\/backends\/1\/weight: must be >= 1/);
+    assert.match(result.stderr, /\/timeouts\/connect: must be >= 0/);
+    assert.match(result.stderr, /\/: unknown property "bogus"/);
+  });
+
+  it('exits 2 on an invalid plugin option, naming its path', async () => {
+    const { file } = writeTempConfig({
+      backends: [{ url: 'ws://127.0.0.1:1' }],
+      plugins: [{ use: 'round-robin', options: { nope: 1 } }, 'no-such-plugin'],
+    });
+    const result = await execWslb(['--check', '--config', file]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /\/plugins\/1: cannot find plugin "no-such-plugin"/);
+  });
+
+  it('exits 2 on unparsable JSON, with no stack trace', async () => {
+    const { file } = writeTempConfig('{ "backends": [ }');
+    const result = await execWslb(['--config', file]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /invalid JSON/);
+    assert.doesNotMatch(result.stderr, /\n\s+at /);
+  });
+
+  it('exits 2 on a missing config file and on unknown arguments', async () => {
+    const missing = await execWslb(['--config', '/nonexistent/wslb.json']);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /cannot read config/);
+    const unknown = await execWslb(['--frobnicate']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown argument/);
+  });
+
+  it('exits 1 when the port is in use', async () => {
+    const backends = await startEchoBackends(1);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const { file } = writeTempConfig({
+      listen: { host: '127.0.0.1', port: backends[0]!.port },
+      backends: [{ url: backends[0]!.url }],
+    });
+    const result = await execWslb(['--config', file]);
+    assert.equal(result.code, 1);
+    assert.match(result.stdout + result.stderr, /EADDRINUSE/);
+  });
+
+  it('--check validates, --version, --help and --print-schema answer', async () => {
+    const { file } = writeTempConfig({ backends: [{ url: 'ws://127.0.0.1:9' }], plugins: ['round-robin'] });
+    const check = await execWslb(['--check', '--config', file]);
+    assert.equal(check.code, 0);
+    assert.match(check.stdout, /ok/);
+    const version = await execWslb(['--version']);
+    assert.equal(version.stdout.trim(), cliPackage.version);
+    const help = await execWslb(['--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /--config FILE/);
+    const schema = await execWslb(['--print-schema']);
+    assert.equal(schema.code, 0);
+    const parsed = JSON.parse(schema.stdout) as { properties: Record<string, unknown> };
+    assert.ok(parsed.properties.backends && parsed.properties.listen && parsed.properties.plugins);
+    assert.match(schema.stdout, /round-robin/);
+  });
+});

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  type EchoBackend,
+  type TestProxy,
+  assertNoLeakedHandles,
+  openClient,
+  closeAll,
+  startEchoBackends,
+  startProxy,
+  webSocketKey,
+} from '@wslb/testing';
+import { rawExchange } from './helpers/raw.js';
+
+describe('malformed and slow requests', { timeout: 60_000 }, () => {
+  let backends: EchoBackend[];
+  let proxy: TestProxy;
+
+  before(async () => {
+    backends = await startEchoBackends(1);
+    proxy = await startProxy({
+      backends: backends.map((b) => ({ id: b.id, url: b.url })),
+      timeouts: { request: 500 },
+    });
+  });
+
+  after(async () => {
+    await proxy.close();
+    await Promise.all(backends.map((b) => b.close()));
+    await assertNoLeakedHandles();
+  });
+
+  it('answers garbage with 400 and closes the socket', async () => {
+    const result = await rawExchange(proxy.port, ['\x16\x03\x01 this is not http\r\n\r\n']);
+    assert.equal(result.status, 400);
+    assert.ok(result.closed);
+  });
+
+  it('answers a 64 KiB header with 431', async () => {
+    const result = await rawExchange(proxy.port, [
+      `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`,
+    ]);
+    assert.equal(result.status, 431);
+    assert.ok(result.closed);
+  });
+
+  it('answers a header trickled past timeouts.request with 408 and closes', async () => {
+    const started = Date.now();
+    const pieces = [
+      'GET / HTTP/1.1\r\n',
+      'Host: x\r\n',
+      'X-A: 1\r\n',
+      'X-B: 2\r\n',
+      'X-C: 3\r\n',
+      'X-D: 4\r\n',
+    ];
+    const result = await rawExchange(proxy.port, pieces, { delayMs: 200, timeoutMs: 4000 });
+    assert.equal(result.status, 408);
+    assert.ok(result.closed);
+    assert.ok(Date.now() - started < 3000, 'closed near the 500 ms deadline');
+  });
+
+  it('closes a connection that sends nothing after timeouts.request', async () => {
+    const result = await rawExchange(proxy.port, [], { timeoutMs: 4000 });
+    assert.ok(result.closed);
+  });
+
+  it('never tunnels an upgrade with an invalid key, even with valid-looking frames after it', async () => {
+    const before = backends[0]!.upgrades;
+    const result = await rawExchange(proxy.port, [
+      'GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: !!!\r\nSec-WebSocket-Version: 13\r\n\r\n\x81\x80\x00\x00\x00\x00',
+    ]);
+    assert.equal(result.status, 400);
+    assert.equal(backends[0]!.upgrades, before);
+  });
+
+  it('answers an upgrade with POST with 400', async () => {
+    const result = await rawExchange(proxy.port, [
+      `POST / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: ${webSocketKey()}\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n`,
+    ]);
+    assert.equal(result.status, 400);
+  });
+
+  it('keeps serving normal WebSockets after all of that', async () => {
+    const client = await openClient(proxy.url);
+    assert.equal(client.backend, 'b1');
+    await closeAll([client]);
+  });
+});
