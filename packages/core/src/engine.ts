@@ -10,6 +10,7 @@ import { WslbError, toWslbError } from './errors.js';
 import type { CloseInfo, CloseReason, ConnectRejection, ProxyHooks } from './hooks.js';
 import type { BackendPool } from './pool.js';
 import { TrustedProxies } from './forwarded.js';
+import { proxyHeaderFor } from './proxy-protocol.js';
 import type { Tunnel, TunnelOwner } from './tunnel.js';
 
 export interface EngineSettings {
@@ -159,9 +160,16 @@ export class Engine implements TunnelOwner {
     throw new WslbError('WSLB_ERR_NO_BACKEND', undefined, { headers: { 'retry-after': '5' } });
   }
 
-  /** Dials a backend for a raw connection (ws or tcp). */
-  dial(backend: Backend): Promise<Socket> {
-    return dialBackend(backend, this.settings.timeouts.connect);
+  /**
+   * Dials a backend for a raw connection (ws or tcp); a backend that expects the PROXY protocol
+   * gets its header first, naming the client.
+   */
+  async dial(backend: Backend, ctx: Connection, client: Socket): Promise<Socket> {
+    const socket = await dialBackend(backend, this.settings.timeouts.connect);
+    if (backend.proxyProtocol) {
+      socket.write(proxyHeaderFor(backend.proxyProtocol, client, ctx.clientAddress, ctx.remotePort));
+    }
+    return socket;
   }
 
   /** The keep-alive agent of a backend for plain HTTP. */
@@ -269,6 +277,12 @@ export class Engine implements TunnelOwner {
   whenIdle(): Promise<void> {
     if (this.active === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Ends every tunnel of one backend (a removed backend past its grace period). */
+  closeTunnelsOf(backend: Backend, reason: CloseReason): void {
+    for (const tunnel of [...this.tunnels])
+      if (tunnel.ctx.backend === backend) tunnel.finish(reason, undefined);
   }
 
   tunnelClosed(tunnel: Tunnel, reason: CloseReason, error: Error | undefined): void {

@@ -10,7 +10,8 @@ import type { Backend } from './backend.js';
 import { Connection } from './context.js';
 import type { Engine } from './engine.js';
 import { WslbError, publicMessage, toWslbError } from './errors.js';
-import { clientAddressOf, normalizeAddress } from './forwarded.js';
+import { clientAddressOf } from './forwarded.js';
+import { peerOf } from './proxy-protocol.js';
 import type { HeaderMap, UpstreamResponse } from './hooks.js';
 import { buildUpstreamRequest } from './upstream-request.js';
 import { reasonOf } from './ws-upgrade.js';
@@ -158,12 +159,12 @@ export async function handleRequest(
     sendError(res, new WslbError('WSLB_ERR_SHUTTING_DOWN'));
     return;
   }
-  const peer = normalizeAddress(socket.remoteAddress);
+  const { address: peer, port: peerPort } = peerOf(socket);
   const ctx = new Connection(
     engine.log,
     'http',
     peer,
-    socket.remotePort ?? 0,
+    peerPort,
     clientAddressOf(peer, req.headers, engine.settings.trusted),
     secure,
     { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers },

@@ -1,4 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { Duplex } from 'node:stream';
+import {
+  createServer as createTlsServer,
+  type SecureContextOptions,
+  type Server as TlsServer,
+} from 'node:tls';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -6,13 +13,15 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { Socket } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { writeAnswer } from './answer.js';
 import type { ListenConfig } from './config.js';
 import type { Engine } from './engine.js';
 import { WslbError } from './errors.js';
 import { handleRequest } from './http-forward.js';
 import { handleUpgrade } from './ws-upgrade.js';
+import { readProxyHeader, setProxiedAddress } from './proxy-protocol.js';
+import { handleTcpConnection } from './tcp-forward.js';
 
 const kRequestTimer = Symbol('wslb.requestTimer');
 type TimedSocket = Socket & { [kRequestTimer]?: NodeJS.Timeout | undefined };
@@ -54,13 +63,136 @@ function clientErrorStatus(err: NodeJS.ErrnoException): WslbError {
 
 export interface Listener {
   readonly config: ListenConfig;
-  readonly server: Server;
+  /** What listens on the port: the HTTP(S) server, or a TCP/TLS server in mode "tcp" or behind PROXY protocol. */
+  readonly server: NetServer;
   readonly secure: boolean;
+  /** Re-reads certificate files (reload) without touching open connections. */
+  reloadTls(): void;
 }
 
-/** An HTTP(S) listener wired to the upgrade and request paths. Not yet listening. */
-export function createListener(engine: Engine, config: ListenConfig, baseDir: string): Listener {
-  const secure = config.tls !== undefined;
+function readTls(config: ListenConfig, baseDir: string): SecureContextOptions | undefined {
+  const tls = config.tls;
+  if (!tls) return undefined;
+  const read = (file: string): Buffer => readFileSync(isAbsolute(file) ? file : join(baseDir, file));
+  return {
+    cert: read(tls.cert),
+    key: read(tls.key),
+    ca: tls.ca ? read(tls.ca) : undefined,
+    passphrase: tls.passphrase,
+  };
+}
+
+/**
+ * A TCP front that reads the PROXY protocol header, remembers the announced client address, then
+ * hands the connection to `target` (the HTTP or TLS server) as if it had accepted it.
+ */
+function proxyProtocolFront(engine: Engine, target: NetServer, viaStream: boolean): NetServer {
+  return createNetServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
+    socket.on('error', () => socket.destroy());
+    readProxyHeader(socket, engine.settings.timeouts.request).then(
+      (announced) => {
+        if (announced) setProxiedAddress(socket, announced);
+        if (viaStream) {
+          // TLS would read the TCP handle directly and skip bytes already buffered here.
+          const stream = streamOf(socket);
+          if (announced) setProxiedAddress(stream as unknown as Socket, announced);
+          target.emit('connection', stream);
+        } else {
+          // Let the HTTP parser read through the stream, which holds bytes after the header.
+          (socket as Socket & { _handle?: { _consumed?: boolean } })._handle!._consumed = true;
+          target.emit('connection', socket);
+          socket.resume();
+        }
+      },
+      (err: Error) => {
+        engine.log.debug({ err: err.message, remote: socket.remoteAddress }, 'PROXY protocol header refused');
+        socket.destroy();
+      },
+    );
+  });
+}
+
+/** A stream over a socket, for servers that would otherwise read the socket's handle directly. */
+function streamOf(socket: Socket): Duplex {
+  const stream = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      socket.write(chunk, callback);
+    },
+    final(callback) {
+      socket.end(callback);
+    },
+    destroy(err, callback) {
+      socket.destroy(err ?? undefined);
+      callback(err);
+    },
+  });
+  socket.on('data', (chunk: Buffer) => {
+    if (!stream.push(chunk)) socket.pause();
+  });
+  socket.on('end', () => stream.push(null));
+  socket.on('close', () => stream.destroy());
+  Object.defineProperties(stream, {
+    remoteAddress: { get: () => socket.remoteAddress },
+    remotePort: { get: () => socket.remotePort },
+    localAddress: { get: () => socket.localAddress },
+    localPort: { get: () => socket.localPort },
+  });
+  return stream;
+}
+
+/** An HTTP(S) listener wired to the upgrade and request paths, or a TCP one in mode "tcp". Not yet listening. */
+export function createListener(
+  engine: Engine,
+  config: ListenConfig,
+  baseDir: string,
+  mode: 'http' | 'tcp' = 'http',
+): Listener {
+  const tlsOptions = readTls(config, baseDir);
+  const secure = tlsOptions !== undefined;
+  const inner = mode === 'tcp' ? createTcpServer(engine, tlsOptions) : createWebServer(engine, tlsOptions);
+  const server = config.proxyProtocol ? proxyProtocolFront(engine, inner, secure) : inner;
+  if (config.proxyProtocol) {
+    // The front owns the port; the inner server only receives connections, so closing the front
+    // must also close the inner one (for its idle/all-connection bookkeeping).
+    server.on('close', () => inner.close());
+    Object.defineProperty(server, 'inner', { value: inner });
+  }
+  return {
+    config,
+    server,
+    secure,
+    reloadTls: () => {
+      const fresh = readTls(config, baseDir);
+      if (fresh && 'setSecureContext' in inner) (inner as TlsServer).setSecureContext(fresh);
+    },
+  };
+}
+
+/** The HTTP server of a listener (the inner one behind a PROXY protocol front). */
+export function httpServerOf(listener: Listener): Server | undefined {
+  const server = (listener.server as NetServer & { inner?: NetServer }).inner ?? listener.server;
+  // https.Server is a tls.Server with the HTTP machinery mixed in, not an http.Server subclass.
+  return 'closeIdleConnections' in server ? (server as Server) : undefined;
+}
+
+function createTcpServer(engine: Engine, tlsOptions: SecureContextOptions | undefined): NetServer {
+  const onConnection = (socket: Socket): void => {
+    handleTcpConnection(engine, socket, tlsOptions !== undefined).catch((err: unknown) => {
+      engine.log.error({ err }, 'tcp handler failed');
+      socket.destroy();
+    });
+  };
+  if (!tlsOptions) return createNetServer({ pauseOnConnect: true, noDelay: true }, onConnection);
+  const server = createTlsServer({ ...tlsOptions }, onConnection);
+  server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
+  return server;
+}
+
+function createWebServer(engine: Engine, tlsOptions: SecureContextOptions | undefined): Server {
+  const secure = tlsOptions !== undefined;
   const serverOptions = {
     maxHeaderSize: engine.settings.limits.headerSize,
     requestTimeout: 0,
@@ -70,19 +202,9 @@ export function createListener(engine: Engine, config: ListenConfig, baseDir: st
     // Node's periodic check would write 408s of its own; wslb's timers do that job.
     connectionsCheckingInterval: 2 ** 31 - 1,
   };
-  let server: Server;
-  if (config.tls) {
-    const read = (file: string): Buffer => readFileSync(file.startsWith('/') ? file : `${baseDir}/${file}`);
-    server = createHttpsServer({
-      ...serverOptions,
-      cert: read(config.tls.cert),
-      key: read(config.tls.key),
-      ca: config.tls.ca ? read(config.tls.ca) : undefined,
-      passphrase: config.tls.passphrase,
-    }) as unknown as Server;
-  } else {
-    server = createHttpServer(serverOptions);
-  }
+  const server: Server = tlsOptions
+    ? (createHttpsServer({ ...serverOptions, ...tlsOptions }) as unknown as Server)
+    : createHttpServer(serverOptions);
   const connectionEvent = secure ? 'secureConnection' : 'connection';
   server.on(connectionEvent, (socket: TimedSocket) => {
     armRequestTimer(socket, engine.settings.timeouts.request);
@@ -120,5 +242,5 @@ export function createListener(engine: Engine, config: ListenConfig, baseDir: st
   if (secure) {
     server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
   }
-  return { config, server, secure };
+  return server;
 }

@@ -15,7 +15,7 @@ import { Engine, type EngineSettings } from './engine.js';
 import { WslbError } from './errors.js';
 import { TrustedProxies } from './forwarded.js';
 import { createHooks, type PluginHooks, type ProxyHooks, STAGE_BALANCE } from './hooks.js';
-import { type Listener, createListener } from './listener.js';
+import { type Listener, createListener, httpServerOf } from './listener.js';
 import { createLogger } from './logger.js';
 import { isPlugin, type Plugin, type PluginModule } from './plugin.js';
 import { loadPluginModule, pluginEntry } from './plugin-loader.js';
@@ -100,6 +100,9 @@ export class Proxy {
   readonly #engine: Engine;
   readonly #registered: RegisteredPlugin[] = [];
   #listeners: Listener[] = [];
+  /** Listeners a reload replaced: closed for new connections, kept to close their old ones on stop. */
+  #retiredListeners: Listener[] = [];
+  readonly #removalTimers = new Set<NodeJS.Timeout>();
   #ready: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #startedAt = Date.now();
@@ -183,6 +186,42 @@ export class Proxy {
 
   #pluginBase(): string {
     return this.config.pluginBase ?? (process.argv[1] ? dirname(process.argv[1]) : process.cwd());
+  }
+
+  /**
+   * Keeps listeners whose config is unchanged (re-reading their certificates), closes the others
+   * (their open connections stay until they end) and starts the new ones.
+   */
+  async #reloadListeners(previousMode: string): Promise<void> {
+    const wanted = listenList(this.config.listen);
+    const modeChanged = (this.config.mode ?? 'http') !== previousMode;
+    const kept = new Set<Listener>();
+    const toStart: ListenConfig[] = [];
+    for (const config of wanted) {
+      const same = modeChanged
+        ? undefined
+        : this.#listeners.find((l) => !kept.has(l) && JSON.stringify(l.config) === JSON.stringify(config));
+      if (same) {
+        same.reloadTls();
+        kept.add(same);
+      } else toStart.push(config);
+    }
+    const retired = this.#listeners.filter((l) => !kept.has(l));
+    // Closed first: a changed listener may want the same port back.
+    await Promise.all(
+      retired.map(
+        (l) =>
+          new Promise<void>((resolve) => {
+            l.server.close(() => resolve());
+            // close() waits for open connections; they are left to end on their own.
+            setImmediate(resolve);
+          }),
+      ),
+    );
+    const started: Listener[] = [];
+    for (const config of toStart) started.push(await this.#startListener(config));
+    this.#listeners = [...this.#listeners.filter((l) => kept.has(l)), ...started];
+    this.#retiredListeners.push(...retired);
   }
 
   #hasBalancer(): boolean {
@@ -277,7 +316,12 @@ export class Proxy {
   }
 
   async #startListener(config: ListenConfig): Promise<Listener> {
-    const listener = createListener(this.#engine, config, this.config.pluginBase ?? process.cwd());
+    const listener = createListener(
+      this.#engine,
+      config,
+      this.config.pluginBase ?? process.cwd(),
+      this.config.mode,
+    );
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => {
         reject(
@@ -321,7 +365,7 @@ export class Proxy {
     const closed = this.#listeners.map(
       (l) => new Promise<void>((resolve) => l.server.close(() => resolve())),
     );
-    for (const l of this.#listeners) l.server.closeIdleConnections();
+    for (const l of this.#listeners) httpServerOf(l)?.closeIdleConnections();
     if (engine.active > 0) {
       this.log.info({ active: engine.active, drainMs }, 'draining');
       let timer: NodeJS.Timeout | undefined;
@@ -331,11 +375,13 @@ export class Proxy {
       await Promise.race([engine.whenIdle(), deadline]);
       clearTimeout(timer);
     }
+    for (const timer of this.#removalTimers) clearTimeout(timer);
+    this.#removalTimers.clear();
     for (const tunnel of [...engine.tunnels]) tunnel.finish('drain', undefined);
-    for (const l of this.#listeners) l.server.closeAllConnections();
+    for (const l of [...this.#listeners, ...this.#retiredListeners]) httpServerOf(l)?.closeAllConnections();
     await Promise.all(closed);
     for (const backend of this.pool.list()) engine.destroyAgent(backend);
-    for (const { plugin } of this.#registered) {
+    for (const { plugin } of this.#registered.filter((r) => r.active)) {
       try {
         await plugin.close?.();
       } catch (err) {
@@ -381,13 +427,22 @@ export class Proxy {
       wanted.push({ use: entry.use, options: entry.options ?? {}, mod, index: i });
     }
 
-    const oldListen = JSON.stringify(listenList(this.config.listen));
+    const previousMode = this.config.mode ?? 'http';
     this.config = next;
     this.#engine.settings = settingsOf(next);
     const { removed } = this.pool.update(next.backends);
+    const grace = this.#engine.settings.timeouts.removedBackend;
     for (const b of removed) {
       this.log.info({ backend: b.id, active: b.active }, 'backend removed by reload');
       this.#engine.destroyAgent(b);
+      if (grace > 0 && b.active > 0) {
+        // Optional deadline for a removed backend's tunnels; by default they live until they end.
+        const timer = setTimeout(() => {
+          this.#removalTimers.delete(timer);
+          this.#engine.closeTunnelsOf(b, 'removed-backend');
+        }, grace);
+        this.#removalTimers.add(timer);
+      }
     }
 
     const keep = new Set<RegisteredPlugin>();
@@ -415,22 +470,7 @@ export class Proxy {
     }
     await this.#ensureBalancer();
 
-    if (this.#listeners.length > 0 && JSON.stringify(listenList(next.listen)) !== oldListen) {
-      const previous = this.#listeners;
-      const started: Listener[] = [];
-      try {
-        for (const config of listenList(next.listen)) {
-          const same = previous.find((l) => JSON.stringify(l.config) === JSON.stringify(config) && !l.secure);
-          started.push(same ?? (await this.#startListener(config)));
-        }
-      } catch (err) {
-        for (const l of started) if (!previous.includes(l)) l.server.close();
-        throw err;
-      }
-      // Old listeners stop accepting; the sockets they accepted stay until they end.
-      for (const l of previous) if (!started.includes(l)) l.server.close();
-      this.#listeners = started;
-    }
+    if (this.#listeners.length > 0) await this.#reloadListeners(previousMode);
     this.log.info({ backends: this.pool.size, plugins: this.plugins.map((p) => p.name) }, 'reloaded');
   }
 }

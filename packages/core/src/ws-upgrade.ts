@@ -5,7 +5,8 @@ import { Connection } from './context.js';
 import { tuneSocket } from './dial.js';
 import type { Engine } from './engine.js';
 import { WslbError, publicMessage, toWslbError } from './errors.js';
-import { clientAddressOf, normalizeAddress } from './forwarded.js';
+import { clientAddressOf } from './forwarded.js';
+import { peerOf } from './proxy-protocol.js';
 import type { HeaderMap, UpstreamResponse } from './hooks.js';
 import { BodyFramer, readResponseHead } from './response-head.js';
 import { Tunnel } from './tunnel.js';
@@ -55,13 +56,13 @@ export async function handleUpgrade(
     writeAnswer(client, invalid.status, publicMessage(invalid), invalid.headers);
     return;
   }
-  const peer = normalizeAddress(client.remoteAddress);
+  const { address: peer, port: peerPort } = peerOf(client);
   const trusted = engine.settings.trusted;
   const ctx = new Connection(
     engine.log,
     'ws',
     peer,
-    client.remotePort ?? 0,
+    peerPort,
     clientAddressOf(peer, req.headers, trusted),
     secure,
     { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers },
@@ -90,7 +91,7 @@ export async function handleUpgrade(
     const { socket, answer } = await engine.withBackend(
       ctx,
       async (backend) => {
-        const socket = await engine.dial(backend);
+        const socket = await engine.dial(backend, ctx, client);
         backendSocket = socket;
         socket.on('error', ignoreError);
         if (clientGone) throw new WslbError('WSLB_ERR_BAD_REQUEST', 'client went away');
