@@ -33,6 +33,7 @@ export {
 export type { Plugin, PluginFactory, PluginHost, PluginModule } from './plugin.js';
 export { isPlugin } from './plugin.js';
 export { loadPluginModule, pluginSpecifier, resolvePlugin } from './plugin-loader.js';
+export { encodeProxyHeader, readProxyHeader, type ProxiedAddress } from './proxy-protocol.js';
 export {
   DEFAULT_LIMITS,
   DEFAULT_RETRIES,

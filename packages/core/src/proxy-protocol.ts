@@ -162,6 +162,8 @@ export function readProxyHeader(socket: Socket, timeoutMs: number): Promise<Prox
     socket.on('data', onData);
     socket.on('error', onClose);
     socket.on('close', onClose);
+    // Accepted paused (pauseOnConnect): a data listener alone does not start the flow.
+    socket.resume();
   });
 }
 

@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { afterEach, describe, it } from 'node:test';
+import {
+  type OpenedClient,
+  assertNoLeakedHandles,
+  closeAll,
+  openClient,
+  openClients,
+  roundTrip,
+  runWslb,
+  startEchoBackends,
+  waitFor,
+} from '@wslb/testing';
+
+async function echoAll(clients: OpenedClient[]): Promise<void> {
+  const replies = await Promise.all(clients.map((c, i) => roundTrip(c.ws, `still here ${i}`)));
+  replies.forEach((r, i) => assert.equal(r.data.toString(), `still here ${i}`));
+}
+
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(true));
+  });
+}
+
+describe('reload and graceful stop through the binary', { timeout: 120_000 }, () => {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await assertNoLeakedHandles();
+  });
+
+  it('keeps 100 live sockets through a reload that adds, removes and reweights backends', async () => {
+    const backends = await startEchoBackends(4);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const [b1, b2, b3, b4] = backends as [
+      (typeof backends)[0],
+      (typeof backends)[0],
+      (typeof backends)[0],
+      (typeof backends)[0],
+    ];
+    const base = { listen: { host: '127.0.0.1', port: 0 }, plugins: ['round-robin'] };
+    const wslb = await runWslb({
+      ...base,
+      backends: [b1, b2, b3].map((b) => ({ id: b!.id, url: b!.url })),
+    });
+    cleanups.push(() => wslb.stop());
+    const { clients, perBackend } = await openClients(wslb.url, 100);
+    assert.deepEqual(perBackend, { b1: 34, b2: 33, b3: 33 });
+    cleanups.push(() => closeAll(clients));
+
+    wslb.writeConfig({
+      ...base,
+      listen: { host: '127.0.0.1', port: wslb.port },
+      backends: [
+        { id: 'b1', url: b1.url, weight: 3 },
+        { id: 'b2', url: b2.url, weight: 1 },
+        { id: 'b4', url: b4.url, weight: 1 },
+      ],
+    });
+    wslb.child.kill('SIGHUP');
+    await wslb.waitForLog((l) => l.msg === 'reloaded');
+
+    // Every old socket, those on the removed b3 included, still echoes.
+    await echoAll(clients);
+    assert.equal(b3.clients.size, 33);
+
+    const after = await openClients(wslb.url, 10);
+    assert.deepEqual(after.perBackend, { b1: 6, b2: 2, b4: 2 });
+    await closeAll(after.clients);
+  });
+
+  it('keeps serving the old config when the reloaded file is invalid, and logs why', async () => {
+    const backends = await startEchoBackends(2);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const wslb = await runWslb({
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: backends.map((b) => ({ id: b.id, url: b.url })),
+    });
+    cleanups.push(() => wslb.stop());
+    const live = await openClient(wslb.url);
+    cleanups.push(() => closeAll([live]));
+    wslb.writeConfig('{ "backends": [ { "url": 42 } ] }');
+    wslb.child.kill('SIGHUP');
+    const line = await wslb.waitForLog((l) => l.code === 'WSLB_ERR_CONFIG_INVALID');
+    assert.match(JSON.stringify(line), /\/backends\/0\/url/);
+    assert.equal((await roundTrip(live.ws, 'old config')).data.toString(), 'old config');
+    const { clients, perBackend } = await openClients(wslb.url, 2);
+    assert.deepEqual(perBackend, { b1: 1, b2: 1 });
+    await closeAll(clients);
+  });
+
+  it('on SIGTERM stops accepting, lets tunnels work until timeouts.drain, then exits 0', async () => {
+    const backends = await startEchoBackends(1);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const drain = 1500;
+    const wslb = await runWslb({
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: [{ id: 'b1', url: backends[0]!.url }],
+      timeouts: { drain },
+    });
+    const clients = await Promise.all([openClient(wslb.url), openClient(wslb.url), openClient(wslb.url)]);
+    const closedAt: number[] = [];
+    for (const c of clients) c.ws.on('close', () => closedAt.push(Date.now()));
+    const signalledAt = Date.now();
+    wslb.child.kill('SIGTERM');
+    await wslb.waitForLog((l) => l.msg === 'draining');
+    assert.ok(await refused(wslb.port), 'no new connections while draining');
+    await new Promise((r) => setTimeout(r, 500));
+    await echoAll(clients);
+    const code = await wslb.exited;
+    const exitedAt = Date.now();
+    assert.equal(code, 0);
+    assert.ok(exitedAt - signalledAt >= drain - 100, `exited after ${exitedAt - signalledAt} ms`);
+    assert.ok(exitedAt - signalledAt < drain + 3000, `exited after ${exitedAt - signalledAt} ms`);
+    await waitFor(() => closedAt.length === 3);
+    assert.ok(
+      closedAt.every((t) => t - signalledAt >= drain - 100),
+      'no socket closed before the deadline',
+    );
+  });
+
+  it('on SIGTERM exits as soon as the last tunnel ends', async () => {
+    const backends = await startEchoBackends(1);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const wslb = await runWslb({
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: [{ id: 'b1', url: backends[0]!.url }],
+      timeouts: { drain: 20_000 },
+    });
+    const client = await openClient(wslb.url);
+    wslb.child.kill('SIGTERM');
+    await wslb.waitForLog((l) => l.msg === 'draining');
+    const started = Date.now();
+    client.ws.close(1000);
+    assert.equal(await wslb.exited, 0);
+    assert.ok(Date.now() - started < 5000);
+  });
+});

@@ -1,0 +1,217 @@
+import assert from 'node:assert/strict';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { request as httpsRequest } from 'node:https';
+import { afterEach, describe, it } from 'node:test';
+import { encodeProxyHeader } from '@wslb/core';
+import {
+  assertNoLeakedHandles,
+  closeAll,
+  closed,
+  openClient,
+  roundTrip,
+  runWslb,
+  startEchoBackends,
+  startProxy,
+  waitFor,
+} from '@wslb/testing';
+import { WebSocketServer } from 'ws';
+import { rawBackend } from './helpers/servers.js';
+import { makeCertificate, writeCertificate } from './helpers/tls.js';
+
+function httpsGet(port: number, path: string, ca: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path, ca, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function peerFingerprint(port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => {
+      const fp = socket.getPeerX509Certificate()!.fingerprint256;
+      socket.destroy();
+      resolve(fp);
+    });
+    socket.on('error', reject);
+  });
+}
+
+describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }, () => {
+  const cleanups: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await assertNoLeakedHandles();
+  });
+
+  it('terminates TLS: wss and https clients reach plain backends with X-Forwarded-Proto https', async () => {
+    const cert = await makeCertificate();
+    const files = writeCertificate(cert);
+    cleanups.push(files.remove);
+    const backends = await startEchoBackends(1);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const wslb = await runWslb({
+      listen: { host: '127.0.0.1', port: 0, tls: { cert: files.certFile, key: files.keyFile } },
+      backends: [{ id: 'b1', url: backends[0]!.url }],
+    });
+    cleanups.push(() => wslb.stop());
+    const client = await openClient(`wss://127.0.0.1:${wslb.port}/secure`, { ca: cert.cert });
+    assert.equal((await roundTrip(client.ws, 'over tls')).data.toString(), 'over tls');
+    const seen = backends[0]!.seen.find((s) => s.url === '/secure')!;
+    assert.equal(seen.headers['x-forwarded-proto'], 'https');
+    assert.match(String(seen.headers.forwarded), /proto=https/);
+    await closeAll([client]);
+    const answer = await httpsGet(wslb.port, '/page', cert.cert);
+    assert.equal(answer.status, 200);
+    assert.equal(
+      (JSON.parse(answer.body) as { headers: Record<string, string> }).headers['x-forwarded-proto'],
+      'https',
+    );
+  });
+
+  it('re-reads certificates on reload without dropping TLS sockets', async () => {
+    const first = await makeCertificate();
+    const second = await makeCertificate();
+    const files = writeCertificate(first);
+    cleanups.push(files.remove);
+    const backends = await startEchoBackends(1);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const config = {
+      listen: { host: '127.0.0.1', port: 0, tls: { cert: files.certFile, key: files.keyFile } },
+      backends: [{ id: 'b1', url: backends[0]!.url }],
+    };
+    const wslb = await runWslb(config);
+    cleanups.push(() => wslb.stop());
+    assert.equal(await peerFingerprint(wslb.port, first.cert), first.fingerprint);
+    const live = await openClient(`wss://127.0.0.1:${wslb.port}`, { ca: first.cert });
+    writeCertificate(second, files.dir);
+    wslb.writeConfig({ ...config, listen: { ...config.listen, port: wslb.port } });
+    wslb.child.kill('SIGHUP');
+    await wslb.waitForLog((l) => l.msg === 'reloaded');
+    assert.equal(await peerFingerprint(wslb.port, second.cert), second.fingerprint);
+    assert.equal((await roundTrip(live.ws, 'same socket')).data.toString(), 'same socket');
+    await closeAll([live]);
+  });
+
+  it('mode tcp passes a TLS backend through untouched (wss passthrough)', async () => {
+    const cert = await makeCertificate();
+    const server = createHttpsServer({ cert: cert.cert, key: cert.key });
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const ws of wss.clients) ws.terminate();
+          wss.close();
+          server.close(() => resolve());
+        }),
+    );
+    const backendPort = (server.address() as AddressInfo).port;
+    const wslb = await runWslb({
+      listen: { host: '127.0.0.1', port: 0 },
+      mode: 'tcp',
+      backends: [{ id: 'tls-backend', url: `tcp://127.0.0.1:${backendPort}` }],
+    });
+    cleanups.push(() => wslb.stop());
+    // The certificate the client sees is the backend's own: wslb did not terminate TLS.
+    assert.equal(await peerFingerprint(wslb.port, cert.cert), cert.fingerprint);
+    const client = await openClient(`wss://127.0.0.1:${wslb.port}/through`, { ca: cert.cert });
+    assert.equal((await roundTrip(client.ws, 'passthrough')).data.toString(), 'passthrough');
+    await closeAll([client]);
+    await wslb.waitForLog((l) => l.msg === 'access' && l.kind === 'tcp' && l.backend === 'tls-backend');
+  });
+
+  it('sends PROXY v1/v2 headers to backends and reads one from a front balancer', async () => {
+    const headers: Buffer[] = [];
+    const backend = await rawBackend((socket: Socket) => {
+      socket.once('data', (chunk: Buffer) => {
+        headers.push(chunk);
+        socket.end();
+      });
+    });
+    cleanups.push(() => backend.close());
+    for (const version of ['v1', 'v2'] as const) {
+      const proxy = await startProxy({
+        mode: 'tcp',
+        backends: [{ id: 'raw', url: `tcp://127.0.0.1:${backend.port}`, proxyProtocol: version }],
+      });
+      const socket = netConnect(proxy.port, '127.0.0.1');
+      socket.write('hello');
+      await new Promise((resolve) => socket.once('close', resolve));
+      await proxy.close();
+    }
+    assert.match(headers[0]!.toString('latin1'), /^PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 \d+ \d+\r\n/);
+    assert.ok(
+      headers[1]!.subarray(0, 12).equals(
+        encodeProxyHeader('v2', {
+          sourceAddress: '1.1.1.1',
+          sourcePort: 1,
+          destinationAddress: '1.1.1.1',
+          destinationPort: 1,
+        }).subarray(0, 12),
+      ),
+    );
+    assert.equal(headers[1]![13], 0x11, 'TCP over IPv4');
+    assert.equal([...headers[1]!.subarray(16, 20)].join('.'), '127.0.0.1');
+
+    // A front balancer announces the real client; it becomes X-Forwarded-For at the backend.
+    const backends = await startEchoBackends(1);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const front = await runWslb({
+      listen: { host: '127.0.0.1', port: 0, proxyProtocol: true },
+      backends: [{ id: 'b1', url: backends[0]!.url }],
+    });
+    cleanups.push(() => front.stop());
+    const raw = netConnect(front.port, '127.0.0.1');
+    raw.write(
+      Buffer.concat([
+        encodeProxyHeader('v2', {
+          sourceAddress: '203.0.113.7',
+          sourcePort: 40000,
+          destinationAddress: '127.0.0.1',
+          destinationPort: front.port,
+        }),
+        Buffer.from('GET /announced HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+      ]),
+    );
+    let answer = '';
+    raw.on('data', (d: Buffer) => (answer += d.toString()));
+    await new Promise((resolve) => raw.once('close', resolve));
+    assert.match(answer, /^HTTP\/1\.1 200/);
+    const seen = backends[0]!.seen.find((s) => s.url === '/announced')!;
+    assert.equal(seen.headers['x-forwarded-for'], '203.0.113.7');
+    // Without the header the connection is refused.
+    const bare = netConnect(front.port, '127.0.0.1');
+    bare.on('error', () => {});
+    bare.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((resolve) => bare.once('close', resolve));
+  });
+
+  it('closes a quiet tunnel after timeouts.idle and keeps a chatty one', async () => {
+    const backends = await startEchoBackends(1);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const proxy = await startProxy({
+      backends: [{ id: 'b1', url: backends[0]!.url }],
+      timeouts: { idle: 400 },
+    });
+    cleanups.push(() => proxy.close());
+    const quiet = await openClient(proxy.url);
+    const chatty = await openClient(proxy.url);
+    const quietClosed = closed(quiet.ws, 3000);
+    for (let i = 0; i < 8; i++) {
+      await roundTrip(chatty.ws, `tick ${i}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal((await quietClosed).code, 1006);
+    assert.equal(chatty.ws.readyState, chatty.ws.OPEN);
+    await closeAll([chatty]);
+    await waitFor(() => proxy.proxy.connections.active === 0);
+  });
+});
