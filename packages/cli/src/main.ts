@@ -1,7 +1,9 @@
+import cluster from 'node:cluster';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Proxy, WslbError, createProxy } from '@wslb/core';
 import { USAGE, UsageError, parseArgs } from './args.js';
+import { ClusterPrimary, WORKER_ENV, joinCluster, workerCount } from './cluster.js';
 import { ConfigError, loadConfig } from './load-config.js';
 import { fullSchema } from './print-schema.js';
 import { CLI_VERSION } from './version.js';
@@ -56,32 +58,93 @@ export async function main(argv: readonly string[]): Promise<number> {
     return EXIT_OK;
   }
 
+  const isWorker = process.env[WORKER_ENV] === '1' && cluster.isWorker;
+  const workers = workerCount(loaded.config.workers);
+  const role = isWorker ? 'worker' : workers > 1 ? 'primary' : 'single';
   let proxy: Proxy;
   try {
-    proxy = createProxy(loaded.config, { pluginPaths: [CLI_DIR] });
+    proxy = createProxy(loaded.config, { pluginPaths: [CLI_DIR], role });
     await proxy.ready();
   } catch (err) {
     process.stderr.write(`wslb: ${(err as Error).message}\n`);
     return err instanceof WslbError && err.code.startsWith('WSLB_ERR_CONFIG') ? EXIT_CONFIG : EXIT_RUNTIME;
   }
-  return run(proxy, args.config);
+  if (role === 'primary') return runPrimary(proxy, args.config, workers, argv);
+  return run(proxy, args.config, role === 'worker');
 }
 
-async function run(proxy: Proxy, configPath: string): Promise<number> {
+/** Logs faults that escaped a handler: one faulty connection or plugin must not take the others down. */
+function logUncaught(proxy: Proxy): void {
   const log = proxy.log;
   process.on('uncaughtException', (err) => {
-    // One faulty connection or plugin must not take the others down.
     log.error({ err, code: 'WSLB_ERR_UNCAUGHT' }, 'uncaught exception');
   });
   process.on('unhandledRejection', (err) => {
     log.error({ err, code: 'WSLB_ERR_UNCAUGHT' }, 'unhandled rejection');
   });
+}
+
+/** `workers: N`: the control plane here, traffic in N worker processes on the same port. */
+async function runPrimary(
+  control: Proxy,
+  configPath: string,
+  count: number,
+  argv: readonly string[],
+): Promise<number> {
+  const log = control.log;
+  logUncaught(control);
+  const primary = new ClusterPrimary(control, count, argv);
+  primary.start();
+  log.info({ workers: count }, 'primary started');
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting at once');
+        primary.kill();
+        resolve(EXIT_RUNTIME);
+        return;
+      }
+      stopping = true;
+      log.info({ signal }, 'stopping workers');
+      primary
+        .stop()
+        .then(() => control.close({ drain: 0 }))
+        .then(
+          () => resolve(EXIT_OK),
+          (err: unknown) => {
+            log.error({ err }, 'close failed');
+            resolve(EXIT_RUNTIME);
+          },
+        );
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGHUP', () => {
+      reloadFromFile(control, configPath)
+        .then((applied) => {
+          if (applied) primary.reloadWorkers();
+        })
+        .catch((err: unknown) => log.error({ err }, 'reload failed'));
+    });
+  });
+}
+
+async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise<number> {
+  const log = proxy.log;
+  logUncaught(proxy);
+  let addresses;
   try {
-    await proxy.listen();
+    addresses = await proxy.listen();
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'cannot start');
     await proxy.close({ drain: 0 });
     return EXIT_RUNTIME;
+  }
+  if (isWorker) {
+    joinCluster(proxy, addresses[0]?.port ?? 0);
+    // Without its primary a worker has no control plane: drain and go.
+    process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
   }
 
   return new Promise<number>((resolve) => {
@@ -110,8 +173,8 @@ async function run(proxy: Proxy, configPath: string): Promise<number> {
   });
 }
 
-/** SIGHUP: an invalid file is reported and the running config stays. */
-async function reloadFromFile(proxy: Proxy, configPath: string): Promise<void> {
+/** SIGHUP: an invalid file is reported and the running config stays. Resolves whether it applied. */
+async function reloadFromFile(proxy: Proxy, configPath: string): Promise<boolean> {
   const log = proxy.log;
   let loaded;
   try {
@@ -122,16 +185,18 @@ async function reloadFromFile(proxy: Proxy, configPath: string): Promise<void> {
         { code: 'WSLB_ERR_CONFIG_INVALID', issues: err.issues.map((i) => `${i.path}: ${i.message}`) },
         `reload rejected, keeping the running config: ${err.message}`,
       );
-      return;
+      return false;
     }
     throw err;
   }
   try {
     await proxy.reload(loaded.config);
+    return true;
   } catch (err) {
     log.error(
       { code: (err as WslbError).code, err: (err as Error).message },
       'reload rejected, keeping the running config',
     );
+    return false;
   }
 }

@@ -147,8 +147,7 @@ export class Engine implements TunnelOwner {
         const error = toWslbError(err);
         lastError = error;
         if (error.code === 'WSLB_ERR_BACKEND_CONNECT') {
-          backend.failures++;
-          this.callSync('backendFailure', () => this.hooks.backendFailure.call(backend, error));
+          this.callSync('backendFailure', () => this.pool.reportFailure(backend, error));
           ctx.log.debug({ backend: backend.id, err: error.message }, 'backend attempt failed');
           if (isGone()) break;
           continue;

@@ -3,7 +3,9 @@ export {
   Proxy,
   type BoundAddress,
   type CloseOptions,
+  type ClusterStats,
   type CreateProxyOptions,
+  type ProxyRole,
 } from './proxy.js';
 export { Backend, type BackendState, defaultBackendId } from './backend.js';
 export { BackendPool } from './pool.js';

@@ -33,7 +33,7 @@ export interface PluginModule {
 }
 
 /** What a plugin's apply() receives: the proxy, with hooks exposing tap methods only. */
-export type PluginHost = Pick<Proxy, 'hooks' | 'pool' | 'log' | 'config' | 'version' | 'plugins'>;
+export type PluginHost = Pick<Proxy, 'hooks' | 'pool' | 'log' | 'config' | 'version' | 'plugins' | 'role'>;
 
 export function isPlugin(value: unknown): value is Plugin {
   return (

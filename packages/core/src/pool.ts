@@ -1,5 +1,6 @@
 import { Backend, type BackendState, defaultBackendId } from './backend.js';
 import type { BackendConfig } from './config.js';
+import type { WslbError } from './errors.js';
 import type { ProxyHooks } from './hooks.js';
 
 /**
@@ -128,6 +129,15 @@ export class BackendPool {
     if (state === 'up') backend.upSince = Date.now();
     this.#hooks.backendState.call(backend, previous, reason);
     return true;
+  }
+
+  /**
+   * Records a failed dial or handshake of a backend and tells `backendFailure` taps (passive
+   * health checks). A throwing tap is the caller's to contain.
+   */
+  reportFailure(backend: Backend, error: WslbError): void {
+    backend.failures++;
+    this.#hooks.backendFailure.call(backend, error);
   }
 
   drain(backend: Backend, reason = 'admin drain'): boolean {

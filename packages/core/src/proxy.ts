@@ -35,6 +35,20 @@ export interface CreateProxyOptions {
   logger?: Logger;
   /** More folders to resolve plugin names from, after the config's `pluginBase`. */
   pluginPaths?: readonly string[];
+  /**
+   * With several worker processes: `"primary"` holds the control plane (health checks, admin)
+   * and does not serve traffic; `"worker"` serves traffic and takes backend states from the
+   * primary. Plugins read it as `proxy.role` (default `"single"`).
+   */
+  role?: ProxyRole;
+}
+
+export type ProxyRole = 'single' | 'primary' | 'worker';
+
+/** Counters one process reports (or a primary sums) for status pages. */
+export interface ClusterStats {
+  connections: { active: number; total: number };
+  backends: Array<{ id: string; active: number; total: number; failures: number }>;
 }
 
 export interface CloseOptions {
@@ -96,6 +110,7 @@ export class Proxy {
   readonly pool: BackendPool;
   readonly log: Logger;
   readonly version = CORE_VERSION;
+  readonly role: ProxyRole;
   config: Readonly<ProxyConfig>;
   readonly #engine: Engine;
   readonly #registered: RegisteredPlugin[] = [];
@@ -103,6 +118,7 @@ export class Proxy {
   /** Listeners a reload replaced: closed for new connections, kept to close their old ones on stop. */
   #retiredListeners: Listener[] = [];
   readonly #removalTimers = new Set<NodeJS.Timeout>();
+  #clusterConnections: { active: number; total: number } | undefined;
   #ready: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #startedAt = Date.now();
@@ -115,6 +131,7 @@ export class Proxy {
     }
     this.config = config;
     this.#pluginPaths = options.pluginPaths ?? [];
+    this.role = options.role ?? 'single';
     this.log = options.logger ?? createLogger(config.log);
     this.hooks = createHooks();
     this.pool = new BackendPool(this.hooks, config.backends);
@@ -129,9 +146,34 @@ export class Proxy {
     return this.#registered.filter((r) => r.active).map((r) => r.plugin);
   }
 
-  /** Live connections and totals, for status pages. */
+  /** Live connections and totals, for status pages (the sum over workers on a primary). */
   get connections(): { active: number; total: number } {
-    return { active: this.#engine.active, total: this.#engine.total };
+    return this.#clusterConnections ?? { active: this.#engine.active, total: this.#engine.total };
+  }
+
+  /**
+   * On a primary: the counters its workers reported, summed, so that status pages and metrics
+   * read the whole. Backends take their summed active/total/failures.
+   */
+  applyClusterStats(stats: ClusterStats): void {
+    this.#clusterConnections = stats.connections;
+    for (const entry of stats.backends) {
+      const backend = this.pool.get(entry.id);
+      if (!backend) continue;
+      backend.active = entry.active;
+      backend.total = entry.total;
+      backend.failures = entry.failures;
+    }
+  }
+
+  /** This process's own counters, as a worker reports them to its primary. */
+  localStats(): ClusterStats {
+    return {
+      connections: { active: this.#engine.active, total: this.#engine.total },
+      backends: this.pool
+        .list()
+        .map((b) => ({ id: b.id, active: b.active, total: b.total, failures: b.failures })),
+    };
   }
 
   get uptime(): number {

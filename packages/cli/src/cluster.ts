@@ -1,0 +1,218 @@
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { type BackendState, type ClusterStats, type Proxy, type ProxyConfig, WslbError } from '@wslb/core';
+
+/** Messages between the primary and its workers (IPC). */
+export type ClusterMessage =
+  | { wslb: 'ready'; port: number }
+  | { wslb: 'state'; id: string; state: BackendState; reason: string; admin: boolean }
+  | { wslb: 'failure'; id: string; code: string; message: string }
+  | { wslb: 'stats?'; seq: number }
+  | { wslb: 'stats'; seq: number; stats: ClusterStats };
+
+export const WORKER_ENV = 'WSLB_CLUSTER_WORKER';
+
+export function workerCount(workers: ProxyConfig['workers']): number {
+  if (workers === 'auto') return Math.max(1, availableParallelism());
+  return workers ?? 1;
+}
+
+function isClusterMessage(value: unknown): value is ClusterMessage {
+  return (
+    typeof value === 'object' && value !== null && typeof (value as { wslb?: unknown }).wslb === 'string'
+  );
+}
+
+function stateMessage(proxy: Proxy, id: string, reason: string): ClusterMessage | undefined {
+  const backend = proxy.pool.get(id);
+  if (!backend) return undefined;
+  return { wslb: 'state', id, state: backend.state, reason, admin: backend.adminDrained };
+}
+
+/**
+ * The primary of `workers: N`: owns the control plane (a proxy that runs health checks and the
+ * admin API but listens for no traffic), forks the workers, restarts a crashed one with backoff,
+ * shares backend states with all of them, sums their counters and fans signals out.
+ */
+export class ClusterPrimary {
+  readonly #control: Proxy;
+  readonly #count: number;
+  readonly #workers = new Set<Worker>();
+  #stopping = false;
+  #crashes = 0;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #statsTimer: NodeJS.Timeout | undefined;
+  #seq = 0;
+  #exited: () => void = () => {};
+
+  constructor(control: Proxy, count: number, args: readonly string[]) {
+    this.#control = control;
+    this.#count = count;
+    cluster.setupPrimary({ exec: process.argv[1], args: [...args], silent: false });
+    control.hooks.backendState.tap('wslb:cluster', (backend, _previous, reason) => {
+      const message = stateMessage(control, backend.id, reason);
+      if (message) this.#broadcast(message);
+    });
+  }
+
+  get workers(): Worker[] {
+    return [...this.#workers];
+  }
+
+  start(): void {
+    for (let i = 0; i < this.#count; i++) this.#fork();
+    this.#statsTimer = setInterval(() => void this.refreshStats(), 1000);
+  }
+
+  #fork(): void {
+    const worker = cluster.fork({ [WORKER_ENV]: '1' });
+    const startedAt = Date.now();
+    this.#workers.add(worker);
+    const log = this.#control.log;
+    worker.on('message', (message: unknown) => this.#onMessage(worker, message));
+    worker.on('exit', (code, signal) => {
+      this.#workers.delete(worker);
+      if (this.#stopping) {
+        if (this.#workers.size === 0) this.#exited();
+        return;
+      }
+      // A worker that lived a while crashed for a new reason: start the backoff over.
+      if (Date.now() - startedAt > 10_000) this.#crashes = 0;
+      const delay = Math.min(10_000, 100 * 2 ** this.#crashes++);
+      log.error({ worker: worker.process.pid, code, signal, restartInMs: delay }, 'worker exited');
+      this.#restartTimer = setTimeout(() => {
+        this.#restartTimer = undefined;
+        if (!this.#stopping) this.#fork();
+      }, delay);
+    });
+  }
+
+  #onMessage(worker: Worker, message: unknown): void {
+    if (!isClusterMessage(message)) return;
+    const control = this.#control;
+    switch (message.wslb) {
+      case 'ready':
+        control.log.info({ worker: worker.process.pid, port: message.port }, 'worker ready');
+        // A new worker starts from the states the control plane knows.
+        for (const backend of control.pool.list()) {
+          if (backend.state !== 'up' || backend.adminDrained) {
+            const state = stateMessage(control, backend.id, 'initial state');
+            if (state) worker.send(state);
+          }
+        }
+        break;
+      case 'failure': {
+        const backend = control.pool.get(message.id);
+        if (!backend) break;
+        try {
+          control.pool.reportFailure(backend, new WslbError(message.code, message.message));
+        } catch (err) {
+          control.log.warn({ err: (err as Error).message }, 'backendFailure tap failed');
+        }
+        break;
+      }
+      case 'stats':
+        this.#pending.get(message.seq)?.(worker, message.stats);
+        break;
+      default:
+        break;
+    }
+  }
+
+  readonly #pending = new Map<number, (worker: Worker, stats: ClusterStats) => void>();
+
+  /** Asks every worker for its counters and hands the sums to the control plane. */
+  async refreshStats(timeoutMs = 500): Promise<ClusterStats> {
+    const seq = ++this.#seq;
+    const workers = this.workers.filter((w) => w.isConnected());
+    const replies = new Map<Worker, ClusterStats>();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.#pending.set(seq, (worker, stats) => {
+        replies.set(worker, stats);
+        if (replies.size >= workers.length) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      if (workers.length === 0) {
+        clearTimeout(timer);
+        resolve();
+      }
+      for (const w of workers) w.send({ wslb: 'stats?', seq } satisfies ClusterMessage);
+    });
+    this.#pending.delete(seq);
+    const sum: ClusterStats = { connections: { active: 0, total: 0 }, backends: [] };
+    const byId = new Map<string, ClusterStats['backends'][number]>();
+    for (const stats of replies.values()) {
+      sum.connections.active += stats.connections.active;
+      sum.connections.total += stats.connections.total;
+      for (const b of stats.backends) {
+        const entry = byId.get(b.id) ?? { id: b.id, active: 0, total: 0, failures: 0 };
+        entry.active += b.active;
+        entry.total += b.total;
+        entry.failures += b.failures;
+        byId.set(b.id, entry);
+      }
+    }
+    sum.backends = [...byId.values()];
+    this.#control.applyClusterStats(sum);
+    return sum;
+  }
+
+  #broadcast(message: ClusterMessage): void {
+    for (const worker of this.#workers) if (worker.isConnected()) worker.send(message);
+  }
+
+  /** SIGHUP: every worker reloads the (already validated) file. */
+  reloadWorkers(): void {
+    for (const worker of this.#workers) worker.process.kill('SIGHUP');
+  }
+
+  /** SIGTERM: every worker drains and exits; resolves when all are gone. */
+  stop(): Promise<void> {
+    this.#stopping = true;
+    if (this.#restartTimer) clearTimeout(this.#restartTimer);
+    if (this.#statsTimer) clearInterval(this.#statsTimer);
+    const done = new Promise<void>((resolve) => {
+      this.#exited = resolve;
+      if (this.#workers.size === 0) resolve();
+    });
+    for (const worker of this.#workers) worker.process.kill('SIGTERM');
+    return done;
+  }
+
+  /** A second signal: no more waiting. */
+  kill(): void {
+    for (const worker of this.#workers) worker.process.kill('SIGKILL');
+  }
+}
+
+/**
+ * The worker side: reports failed dials and counters to the primary and takes backend states
+ * from it (health checks run only in the primary, so every worker agrees).
+ */
+export function joinCluster(proxy: Proxy, port: number): void {
+  const send = (message: ClusterMessage): void => {
+    if (process.connected) process.send!(message);
+  };
+  proxy.hooks.backendFailure.tap('wslb:cluster', (backend, err) => {
+    send({ wslb: 'failure', id: backend.id, code: err.code, message: err.message });
+  });
+  process.on('message', (message: unknown) => {
+    if (!isClusterMessage(message)) return;
+    if (message.wslb === 'state') {
+      const backend = proxy.pool.get(message.id);
+      if (!backend) return;
+      if (message.admin) {
+        proxy.pool.drain(backend, message.reason);
+      } else {
+        if (backend.adminDrained) proxy.pool.enable(backend, message.reason);
+        proxy.pool.setState(backend, message.state, message.reason);
+      }
+    } else if (message.wslb === 'stats?') {
+      send({ wslb: 'stats', seq: message.seq, stats: proxy.localStats() });
+    }
+  });
+  send({ wslb: 'ready', port });
+}
