@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import {
@@ -124,6 +125,36 @@ describe('reload and graceful stop through the binary', { timeout: 120_000 }, ()
       closedAt.every((t) => t - signalledAt >= drain - 100),
       'no socket closed before the deadline',
     );
+  });
+
+  it('while draining, answers requests on open keep-alive connections with 503 and Connection: close', async () => {
+    const backends = await startEchoBackends(1);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const wslb = await runWslb({
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: [{ id: 'b1', url: backends[0]!.httpUrl }],
+      timeouts: { drain: 1500 },
+    });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    cleanups.push(async () => agent.destroy());
+    const get = () =>
+      new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: wslb.port, path: '/', agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    assert.equal((await get()).status, 200);
+    const tunnel = await openClient(wslb.url);
+    wslb.child.kill('SIGTERM');
+    await wslb.waitForLog((l) => l.msg === 'draining');
+    const during = await get();
+    assert.equal(during.status, 503);
+    assert.equal(during.connection, 'close');
+    assert.equal(await wslb.exited, 0);
+    await closeAll([tunnel]);
   });
 
   it('on SIGTERM exits as soon as the last tunnel ends', async () => {

@@ -215,3 +215,50 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
     await waitFor(() => proxy.proxy.connections.active === 0);
   });
 });
+
+describe('TLS to backends', { timeout: 60_000 }, () => {
+  const cleanups: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await assertNoLeakedHandles();
+  });
+
+  it('dials wss:// backends, verifying them against the configured CA', async () => {
+    const cert = await makeCertificate();
+    const files = writeCertificate(cert);
+    cleanups.push(files.remove);
+    const server = createHttpsServer({ cert: cert.cert, key: cert.key });
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (ws, req) =>
+      ws.on('message', (data) =>
+        ws.send(`tls backend saw ${req.headers['x-forwarded-proto']}: ${data.toString()}`),
+      ),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const ws of wss.clients) ws.terminate();
+          wss.close();
+          server.close(() => resolve());
+        }),
+    );
+    const port = (server.address() as AddressInfo).port;
+    const verified = await runWslb({
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: [{ id: 'secure', url: `wss://localhost:${port}`, tls: { ca: files.certFile } }],
+    });
+    cleanups.push(() => verified.stop());
+    const client = await openClient(verified.url);
+    assert.equal((await roundTrip(client.ws, 'hi')).data.toString(), 'tls backend saw http: hi');
+    await closeAll([client]);
+
+    // Without the CA the backend's certificate is refused: the dial fails and the client gets 502.
+    const strict = await runWslb({
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: [{ id: 'secure', url: `wss://localhost:${port}` }],
+    });
+    cleanups.push(() => strict.stop());
+    await assert.rejects(openClient(strict.url), (err: Error & { status?: number }) => err.status === 502);
+  });
+});

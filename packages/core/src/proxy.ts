@@ -1,8 +1,10 @@
-import type { AddressInfo } from 'node:net';
-import { dirname } from 'node:path';
+import { type AddressInfo, Server as NetServer } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import type { Logger } from 'pino';
 import semver from 'semver';
 import {
+  type BackendConfig,
   type ListenConfig,
   type PluginEntry,
   type ProxyConfig,
@@ -76,6 +78,28 @@ function settingsOf(config: ProxyConfig): EngineSettings {
   };
 }
 
+/**
+ * A backend's `tls.ca` in a config file names a PEM file (relative to the config's folder); in
+ * code it may also be the PEM text or a Buffer. Files are read here, once per (re)load.
+ */
+function withCaFiles(backends: readonly BackendConfig[], base: string | undefined): BackendConfig[] {
+  return backends.map((b) => {
+    const ca = b.tls?.ca;
+    if (typeof ca !== 'string' || ca.includes('-----BEGIN')) return b;
+    try {
+      return {
+        ...b,
+        tls: { ...b.tls, ca: readFileSync(isAbsolute(ca) ? ca : resolvePath(base ?? process.cwd(), ca)) },
+      };
+    } catch (err) {
+      throw new WslbError(
+        'WSLB_ERR_CONFIG_INVALID',
+        `cannot read CA file of backend ${b.id ?? b.url}: ${(err as Error).message}`,
+      );
+    }
+  });
+}
+
 /** The plugin specs that are config data (names and `{use}` entries), for schema validation. */
 function dataOnly(config: ProxyConfig): ProxyConfig {
   const { pluginBase: _base, ...rest } = config;
@@ -134,7 +158,7 @@ export class Proxy {
     this.role = options.role ?? 'single';
     this.log = options.logger ?? createLogger(config.log);
     this.hooks = createHooks();
-    this.pool = new BackendPool(this.hooks, config.backends);
+    this.pool = new BackendPool(this.hooks, withCaFiles(config.backends, config.pluginBase));
     this.#engine = new Engine(this.hooks, this.pool, this.log, settingsOf(config));
     this.hooks.backendState.tap('wslb:log', (backend, previous, reason) => {
       this.log.info({ backend: backend.id, state: backend.state, previous, reason }, 'backend state changed');
@@ -404,10 +428,11 @@ export class Proxy {
   async #close(drainMs: number): Promise<void> {
     const engine = this.#engine;
     engine.shuttingDown = true;
+    // Stop accepting. http.Server#close would also drop idle keep-alive connections; they stay
+    // open instead, so a request on one gets 503 with Connection: close rather than a reset.
     const closed = this.#listeners.map(
-      (l) => new Promise<void>((resolve) => l.server.close(() => resolve())),
+      (l) => new Promise<void>((resolve) => NetServer.prototype.close.call(l.server, () => resolve())),
     );
-    for (const l of this.#listeners) httpServerOf(l)?.closeIdleConnections();
     if (engine.active > 0) {
       this.log.info({ active: engine.active, drainMs }, 'draining');
       let timer: NodeJS.Timeout | undefined;
@@ -469,10 +494,11 @@ export class Proxy {
       wanted.push({ use: entry.use, options: entry.options ?? {}, mod, index: i });
     }
 
+    const backends = withCaFiles(next.backends, next.pluginBase ?? this.config.pluginBase);
     const previousMode = this.config.mode ?? 'http';
     this.config = next;
     this.#engine.settings = settingsOf(next);
-    const { removed } = this.pool.update(next.backends);
+    const { removed } = this.pool.update(backends);
     const grace = this.#engine.settings.timeouts.removedBackend;
     for (const b of removed) {
       this.log.info({ backend: b.id, active: b.active }, 'backend removed by reload');
