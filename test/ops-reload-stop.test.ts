@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
+import { createLogger, createProxy } from '@wslb/core';
 import {
   type OpenedClient,
   assertNoLeakedHandles,
@@ -172,5 +173,69 @@ describe('reload and graceful stop through the binary', { timeout: 120_000 }, ()
     client.ws.close(1000);
     assert.equal(await wslb.exited, 0);
     assert.ok(Date.now() - started < 5000);
+  });
+});
+
+describe('listener changes on reload (in code)', { timeout: 60_000 }, () => {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await assertNoLeakedHandles();
+  });
+
+  it('moves to a new port without dropping sockets, and rolls back when the new port is taken', async () => {
+    const backends = await startEchoBackends(2);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const config = {
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: [{ id: 'b1', url: backends[0]!.url }],
+    };
+    const proxy = createProxy(config, { logger: createLogger({ level: 'silent' }) });
+    cleanups.push(() => proxy.close({ drain: 0 }));
+    const [first] = await proxy.listen();
+    const live = await openClient(`ws://127.0.0.1:${first!.port}`);
+    cleanups.push(() => closeAll([live]));
+
+    // Same listener, written with the port it got: nothing restarts.
+    await proxy.reload({ ...config, listen: { host: '127.0.0.1', port: first!.port } });
+    assert.equal(proxy.addresses()[0]!.port, first!.port);
+
+    // A port in use: the reload fails whole and the old listener and backends stay.
+    await assert.rejects(
+      proxy.reload({
+        listen: { host: '127.0.0.1', port: backends[1]!.port },
+        backends: [{ id: 'b2', url: backends[1]!.url }],
+      }),
+      /EADDRINUSE/,
+    );
+    assert.equal(proxy.addresses()[0]!.port, first!.port);
+    assert.deepEqual(
+      proxy.pool.list().map((b) => b.id),
+      ['b1'],
+    );
+    const again = await openClient(`ws://127.0.0.1:${first!.port}`);
+    await closeAll([again]);
+
+    // A free new port: new sockets there, none on the old one, the old socket still echoes.
+    await proxy.reload({ ...config, listen: { host: '127.0.0.1', port: 0 }, backends: config.backends });
+    await proxy.reload({
+      ...config,
+      listen: [
+        { host: '127.0.0.1', port: first!.port },
+        { host: '127.0.0.1', port: 0 },
+      ],
+    });
+    const ports = proxy.addresses().map((a) => a.port);
+    assert.equal(ports.length, 2);
+    const moved = ports.find((p) => p !== first!.port)!;
+    await proxy.reload({ ...config, listen: { host: '127.0.0.1', port: moved } });
+    assert.deepEqual(
+      proxy.addresses().map((a) => a.port),
+      [moved],
+    );
+    assert.ok(await refused(first!.port));
+    const onNew = await openClient(`ws://127.0.0.1:${moved}`);
+    assert.equal((await roundTrip(live.ws, 'survived')).data.toString(), 'survived');
+    await closeAll([onNew]);
   });
 });

@@ -66,6 +66,8 @@ export interface Listener {
   /** What listens on the port: the HTTP(S) server, or a TCP/TLS server in mode "tcp" or behind PROXY protocol. */
   readonly server: NetServer;
   readonly secure: boolean;
+  /** The port it got (the configured one, or a free one for port 0). */
+  boundPort: number;
   /** Re-reads certificate files (reload) without touching open connections. */
   reloadTls(): void;
 }
@@ -164,6 +166,7 @@ export function createListener(
     config,
     server,
     secure,
+    boundPort: config.port,
     reloadTls: () => {
       const fresh = readTls(config, baseDir);
       if (fresh && 'setSecureContext' in inner) (inner as TlsServer).setSecureContext(fresh);

@@ -256,36 +256,34 @@ export class Proxy {
 
   /**
    * Keeps listeners whose config is unchanged (re-reading their certificates), closes the others
-   * (their open connections stay until they end) and starts the new ones.
+   * (their open connections stay until they end) and starts the new ones. Runs before anything
+   * else of a reload is applied: when a new listener cannot start, the old ones are put back and
+   * the reload fails as a whole.
    */
-  async #reloadListeners(previousMode: string): Promise<void> {
-    const wanted = listenList(this.config.listen);
-    const modeChanged = (this.config.mode ?? 'http') !== previousMode;
+  async #reloadListeners(next: ProxyConfig): Promise<void> {
+    const mode = next.mode ?? 'http';
+    const modeChanged = mode !== (this.config.mode ?? 'http');
     const kept = new Set<Listener>();
     const toStart: ListenConfig[] = [];
-    for (const config of wanted) {
+    for (const config of listenList(next.listen)) {
       const same = modeChanged
         ? undefined
-        : this.#listeners.find((l) => !kept.has(l) && JSON.stringify(l.config) === JSON.stringify(config));
-      if (same) {
-        same.reloadTls();
-        kept.add(same);
-      } else toStart.push(config);
+        : this.#listeners.find((l) => !kept.has(l) && sameListener(l, config));
+      if (same) kept.add(same);
+      else toStart.push(config);
     }
     const retired = this.#listeners.filter((l) => !kept.has(l));
-    // Closed first: a changed listener may want the same port back.
-    await Promise.all(
-      retired.map(
-        (l) =>
-          new Promise<void>((resolve) => {
-            l.server.close(() => resolve());
-            // close() waits for open connections; they are left to end on their own.
-            setImmediate(resolve);
-          }),
-      ),
-    );
+    // Closed first, since a changed listener may want the same port; their sockets stay.
+    await Promise.all(retired.map((l) => stopAccepting(l)));
     const started: Listener[] = [];
-    for (const config of toStart) started.push(await this.#startListener(config));
+    try {
+      for (const config of toStart) started.push(await this.#startListener(config, mode, next.pluginBase));
+    } catch (err) {
+      await Promise.all(started.map((l) => stopAccepting(l)));
+      for (const l of retired) await listenOn(l.server, l.boundPort, l.config.host);
+      throw err;
+    }
+    for (const l of kept) l.reloadTls();
     this.#listeners = [...this.#listeners.filter((l) => kept.has(l)), ...started];
     this.#retiredListeners.push(...retired);
   }
@@ -381,31 +379,16 @@ export class Proxy {
     return this.addresses();
   }
 
-  async #startListener(config: ListenConfig): Promise<Listener> {
-    const listener = createListener(
-      this.#engine,
-      config,
-      this.config.pluginBase ?? process.cwd(),
-      this.config.mode,
-    );
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => {
-        reject(
-          new WslbError(
-            'WSLB_ERR_LISTEN',
-            `cannot listen on ${config.host ?? '0.0.0.0'}:${config.port}: ${err.message}`,
-            { cause: err },
-          ),
-        );
-      };
-      listener.server.once('error', onError);
-      listener.server.listen(config.port, config.host ?? '0.0.0.0', () => {
-        listener.server.off('error', onError);
-        resolve();
-      });
-    });
+  async #startListener(
+    config: ListenConfig,
+    mode = this.config.mode,
+    base = this.config.pluginBase,
+  ): Promise<Listener> {
+    const listener = createListener(this.#engine, config, base ?? process.cwd(), mode);
+    await listenOn(listener.server, config.port, config.host);
     listener.server.on('error', (err) => this.log.error({ err: err.message }, 'listener error'));
     const address = listener.server.address() as AddressInfo;
+    listener.boundPort = address.port;
     this.log.info({ address: address.address, port: address.port, tls: listener.secure }, 'listening');
     return listener;
   }
@@ -495,7 +478,7 @@ export class Proxy {
     }
 
     const backends = withCaFiles(next.backends, next.pluginBase ?? this.config.pluginBase);
-    const previousMode = this.config.mode ?? 'http';
+    if (this.#listeners.length > 0) await this.#reloadListeners(next);
     this.config = next;
     this.#engine.settings = settingsOf(next);
     const { removed } = this.pool.update(backends);
@@ -537,10 +520,44 @@ export class Proxy {
       }
     }
     await this.#ensureBalancer();
-
-    if (this.#listeners.length > 0) await this.#reloadListeners(previousMode);
     this.log.info({ backends: this.pool.size, plugins: this.plugins.map((p) => p.name) }, 'reloaded');
   }
+}
+
+function listenOn(server: NetServer, port: number, host = '0.0.0.0'): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => {
+      reject(
+        new WslbError('WSLB_ERR_LISTEN', `cannot listen on ${host}:${port}: ${err.message}`, { cause: err }),
+      );
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Stops a listener accepting. http.Server#close would also drop idle keep-alive connections;
+ * they stay open instead (a request on one during a drain gets 503 with Connection: close).
+ */
+function stopAccepting(listener: Listener): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (!listener.server.listening) return resolve();
+    // The callback waits for every open connection; not accepting is what matters here.
+    NetServer.prototype.close.call(listener.server);
+    setImmediate(resolve);
+  });
+}
+
+/** Same listener config; `port: 0` in the new one matches whatever port the old one got. */
+function sameListener(listener: Listener, config: ListenConfig): boolean {
+  const { port: oldPort, ...oldRest } = listener.config;
+  const { port, ...rest } = config;
+  const portMatches = port === oldPort || port === 0 || port === listener.boundPort;
+  return portMatches && JSON.stringify(oldRest) === JSON.stringify(rest);
 }
 
 /** Builds a proxy from the same object as the JSON config (plugins as objects or names). */
