@@ -11,6 +11,7 @@ import {
   resolveLimits,
   resolveTimeouts,
 } from './config.js';
+import type { ConnectionContext } from './context.js';
 import { Engine, type EngineSettings } from './engine.js';
 import { WslbError } from './errors.js';
 import { TrustedProxies } from './forwarded.js';
@@ -129,6 +130,18 @@ export class Proxy {
   /** Live connections and totals, for status pages. */
   get connections(): { active: number; total: number } {
     return { active: this.#engine.active, total: this.#engine.total };
+  }
+
+  /**
+   * Live tunnels with the bytes they moved so far (client to backend, backend to client), read
+   * from socket counters on demand so that metrics cost nothing per chunk.
+   */
+  liveTunnels(): Array<{ ctx: ConnectionContext; bytesIn: number; bytesOut: number }> {
+    const list = [];
+    for (const t of this.#engine.tunnels) {
+      list.push({ ctx: t.ctx, bytesIn: t.client.bytesRead, bytesOut: t.client.bytesWritten });
+    }
+    return list;
   }
 
   get uptime(): number {
