@@ -1,6 +1,7 @@
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Proxy, WslbError, createProxy } from '@wslb/core';
+import { type AdminConfig, type Proxy, WslbError, createProxy } from '@wslb/core';
+import { type AdminServer, startAdminServer } from './admin/server.js';
 import { USAGE, UsageError, parseArgs } from './args.js';
 import { ConfigError, loadConfig } from './load-config.js';
 import { fullSchema } from './print-schema.js';
@@ -76,15 +77,18 @@ async function run(proxy: Proxy, configPath: string): Promise<number> {
   process.on('unhandledRejection', (err) => {
     log.error({ err, code: 'WSLB_ERR_UNCAUGHT' }, 'unhandled rejection');
   });
+  const admin = new AdminHolder(proxy);
   try {
     await proxy.listen();
+    await admin.apply(proxy.config.admin);
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'cannot start');
     await proxy.close({ drain: 0 });
+    await admin.apply(undefined);
     return EXIT_RUNTIME;
   }
 
-  return new Promise<number>((resolve) => {
+  const exitCode = await new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) {
@@ -94,6 +98,7 @@ async function run(proxy: Proxy, configPath: string): Promise<number> {
       }
       stopping = true;
       log.info({ signal }, 'stopping');
+      // The admin listener stays up while tunnels drain (/healthz answers 503 meanwhile).
       proxy.close().then(
         () => resolve(EXIT_OK),
         (err: unknown) => {
@@ -105,13 +110,40 @@ async function run(proxy: Proxy, configPath: string): Promise<number> {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
     process.on('SIGHUP', () => {
-      reloadFromFile(proxy, configPath).catch((err: unknown) => log.error({ err }, 'reload failed'));
+      reloadFromFile(proxy, configPath)
+        .then((reloaded) => (reloaded ? admin.apply(proxy.config.admin) : undefined))
+        .catch((err: unknown) => log.error({ err }, 'reload failed'));
     });
   });
+  await admin.apply(undefined);
+  return exitCode;
 }
 
-/** SIGHUP: an invalid file is reported and the running config stays. */
-async function reloadFromFile(proxy: Proxy, configPath: string): Promise<void> {
+/** The admin listener of the binary: started with the proxy, restarted when a reload changes it. */
+class AdminHolder {
+  readonly #proxy: Proxy;
+  #server: AdminServer | undefined;
+  #config = '';
+
+  constructor(proxy: Proxy) {
+    this.#proxy = proxy;
+  }
+
+  async apply(config: AdminConfig | undefined): Promise<void> {
+    const next = config ? JSON.stringify(config) : '';
+    if (next === this.#config) return;
+    const previous = this.#server;
+    this.#server = undefined;
+    this.#config = '';
+    await previous?.close();
+    if (!config) return;
+    this.#server = await startAdminServer(this.#proxy, config);
+    this.#config = next;
+  }
+}
+
+/** SIGHUP: an invalid file is reported and the running config stays. Resolves true when applied. */
+async function reloadFromFile(proxy: Proxy, configPath: string): Promise<boolean> {
   const log = proxy.log;
   let loaded;
   try {
@@ -122,16 +154,18 @@ async function reloadFromFile(proxy: Proxy, configPath: string): Promise<void> {
         { code: 'WSLB_ERR_CONFIG_INVALID', issues: err.issues.map((i) => `${i.path}: ${i.message}`) },
         `reload rejected, keeping the running config: ${err.message}`,
       );
-      return;
+      return false;
     }
     throw err;
   }
   try {
     await proxy.reload(loaded.config);
+    return true;
   } catch (err) {
     log.error(
       { code: (err as WslbError).code, err: (err as Error).message },
       'reload rejected, keeping the running config',
     );
+    return false;
   }
 }
