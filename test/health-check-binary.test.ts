@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { afterEach, describe, it } from 'node:test';
 import {
   type EchoBackend,
@@ -8,9 +9,11 @@ import {
   closeAll,
   openClients,
   roundTrip,
+  execWslb,
   runWslb,
   startEchoBackends,
   waitFor,
+  writeTempConfig,
 } from '@wslb/testing';
 import WebSocket from 'ws';
 import { backendAction, getStatus, sample, scrape, stateOf } from './helpers/admin.js';
@@ -247,5 +250,48 @@ describe('admin API through the wslb binary', { timeout: 60_000 }, () => {
     assert.ok('buckets' in series);
     assert.equal(Number(series.count), 6, 'one handshake per opened socket');
     assert.equal(Number(series.buckets['+Inf']), 6);
+  });
+});
+
+describe('health-check config through the wslb binary', { timeout: 60_000 }, () => {
+  it('--check reports bad health-check options with their JSON path; --print-schema has them', async () => {
+    const { dir, file } = writeTempConfig({
+      backends: [{ url: 'ws://127.0.0.1:9001' }],
+      plugins: [{ use: 'health-check', options: { type: 'udp', fall: 0, expect: '2xx' } }],
+    });
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const checked = await execWslb(['--check', '--config', file]);
+    assert.equal(checked.code, 2);
+    assert.match(checked.stderr, /\/plugins\/0\/options\/type: must be one of "tcp", "http", "ws"/);
+    assert.match(checked.stderr, /\/plugins\/0\/options\/fall/);
+    assert.match(checked.stderr, /\/plugins\/0\/options\/expect/);
+    const printed = await execWslb(['--print-schema']);
+    assert.equal(printed.code, 0);
+    assert.match(printed.stdout, /consecutive failures to go down/);
+  });
+
+  it('SIGHUP applies new check options without a restart', async () => {
+    const s = await start({ type: 'http', path: '/before', interval: 100, timeout: 300 });
+    await waitFor(() => s.backends.every((b) => b.seen.some((r) => r.url === '/before')), {
+      message: 'checks on /before',
+    });
+    s.wslb.writeConfig({
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: s.backends.map((b) => ({ id: b.id, url: b.url })),
+      plugins: [
+        'round-robin',
+        { use: 'health-check', options: { type: 'ws', path: '/after', interval: 100 } },
+      ],
+      admin: { host: '127.0.0.1', port: 0 },
+      log: { level: 'info', access: false },
+    });
+    s.wslb.child.kill('SIGHUP');
+    await s.wslb.waitForLog((l) => l.msg === 'reloaded');
+    await waitFor(() => s.backends.every((b) => b.seen.some((r) => r.kind === 'ws' && r.url === '/after')), {
+      message: 'ws checks on /after',
+    });
+    const before = s.backends[0]!.seen.filter((r) => r.url === '/before').length;
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(s.backends[0]!.seen.filter((r) => r.url === '/before').length, before, 'old checks stopped');
   });
 });

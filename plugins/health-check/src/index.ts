@@ -81,6 +81,9 @@ export class HealthCheckPlugin implements Plugin {
   }
 
   apply(proxy: PluginHost): void {
+    // With several worker processes, checks run once, in the primary, which sends every worker
+    // the resulting states; a worker's own copy of the plugin stays idle.
+    if ((proxy as { role?: string }).role === 'worker') return;
     this.#proxy = proxy;
     this.#tracker = new HealthTracker(proxy.pool, this.#settings);
     for (const backend of proxy.pool.list()) this.#watch(backend);

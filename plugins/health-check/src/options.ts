@@ -137,7 +137,10 @@ export function resolveSettings(options: HealthCheckOptions = {}): Settings {
         type: options.type ?? 'tcp',
         path: options.path ?? DEFAULTS.path,
         expect: parseStatusRanges(options.expect ?? DEFAULTS.expect),
-        headers: { ...options.headers },
+        // Lower-case names, so that a `Host` given here replaces the default one.
+        headers: Object.fromEntries(
+          Object.entries(options.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value]),
+        ),
         ping: options.ping ?? false,
         interval: options.interval ?? DEFAULTS.interval,
         timeout: options.timeout ?? DEFAULTS.timeout,

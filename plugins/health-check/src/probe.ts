@@ -135,8 +135,8 @@ export function probeHttp(
       path: `${target.basePath}${settings.path}`,
       headers: {
         'user-agent': USER_AGENT,
-        ...settings.headers,
         host: hostHeader(target),
+        ...settings.headers,
         connection: 'close',
       },
       // No agent: a fresh connection per check, made (TLS, PROXY header) by checkConnection.
@@ -171,7 +171,7 @@ export function probeWs(
       perMessageDeflate: false,
       followRedirects: false,
       handshakeTimeout: settings.timeout,
-      headers: { 'user-agent': USER_AGENT, ...settings.headers, host: hostHeader(target) },
+      headers: { 'user-agent': USER_AGENT, host: hostHeader(target), ...settings.headers },
       // Our own socket: TLS options and the PROXY header are set there.
       createConnection: () => checkConnection(target),
     });

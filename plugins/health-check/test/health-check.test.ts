@@ -20,7 +20,7 @@ import healthCheck, {
   probeWs,
   type ProbeTarget,
 } from '../src/index.js';
-import { parseStatusRanges } from '../src/options.js';
+import { parseStatusRanges, resolveSettings } from '../src/options.js';
 
 type Cleanup = () => Promise<unknown> | unknown;
 let cleanup: Cleanup[] = [];
@@ -99,6 +99,10 @@ describe('probes', { timeout: 20_000 }, () => {
       expect: parseStatusRanges([503]),
     });
     assert.equal(custom.ok, true);
+    // A Host among the configured headers replaces the default one, whatever its case.
+    const withHost = resolveSettings({ type: 'http', path: '/healthz', headers: { Host: 'check.example' } });
+    assert.equal((await probeHttp(target(port), { ...withHost.active!, timeout: 500 })).ok, true);
+    assert.equal(seen.host, 'check.example');
   });
 
   it('ws: 101 then close passes (with ping/pong too); a refusal and a silent server fail', async () => {
