@@ -1,8 +1,9 @@
-import type { Backend, Plugin, PluginHost } from '@wslb/core';
+import { type Backend, type Plugin, type PluginHost, STAGE_BALANCE } from '@wslb/core';
 import { SyncHook } from 'tapable';
 import { ActiveChecker, type CheckResult } from './checker.js';
 import { type HealthCheckOptions, resolveSettings, schema, type Settings } from './options.js';
 import type { ProbeTarget } from './probe.js';
+import { SlowStart } from './slow-start.js';
 import { HealthTracker } from './tracker.js';
 
 export { ActiveChecker, type CheckResult } from './checker.js';
@@ -20,9 +21,12 @@ export {
   type StatusRange,
 } from './options.js';
 export { probe, probeHttp, probeTcp, probeWs, type ProbeResult, type ProbeTarget } from './probe.js';
+export { SlowStart } from './slow-start.js';
 export { HealthTracker, type TrackedPool } from './tracker.js';
 
 export const PLUGIN_NAME = 'health-check';
+/** Stage of the slow-start select tap: after overrides (stickiness), before balancers. */
+export const STAGE_SLOW_START = STAGE_BALANCE - 1;
 
 /** Hooks this plugin offers to others (metrics, alerting), one set per proxy. */
 export interface HealthCheckHooks {
@@ -56,9 +60,11 @@ export class HealthCheckPlugin implements Plugin {
   #proxy: PluginHost | undefined;
   #tracker: HealthTracker | undefined;
   #checker: ActiveChecker | undefined;
+  readonly #slowStart: SlowStart;
 
   constructor(options: HealthCheckOptions = {}) {
     this.#settings = resolveSettings(options);
+    this.#slowStart = new SlowStart(this.#settings.slowStart);
   }
 
   /** The hooks of the health checks of `proxy` (created on first use, like webpack's). */
@@ -81,8 +87,16 @@ export class HealthCheckPlugin implements Plugin {
   }
 
   apply(proxy: PluginHost): void {
+    // Slow start shapes selection, so it runs wherever connections are balanced.
+    proxy.hooks.backendState.tap(PLUGIN_NAME, (backend, previous) => {
+      if (backend.state === 'up' && previous === 'down') this.#slowStart.recovered(backend);
+      else if (backend.state !== 'up') this.#slowStart.forget(backend.id);
+    });
+    proxy.hooks.select.tap({ name: PLUGIN_NAME, stage: STAGE_SLOW_START }, (_ctx, candidates) =>
+      this.#slowStart.pick(candidates),
+    );
     // With several worker processes, checks run once, in the primary, which sends every worker
-    // the resulting states; a worker's own copy of the plugin stays idle.
+    // the resulting states: a worker runs no check of its own.
     if ((proxy as { role?: string }).role === 'worker') return;
     this.#proxy = proxy;
     this.#tracker = new HealthTracker(proxy.pool, this.#settings);
@@ -92,6 +106,7 @@ export class HealthCheckPlugin implements Plugin {
     proxy.hooks.backendRemoved.tap(PLUGIN_NAME, (backend) => {
       this.#checker?.remove(backend.id);
       this.#tracker?.forget(backend.id);
+      this.#slowStart.forget(backend.id);
     });
     // Passive checks: taps stay cheap no-ops while `passive` is off (a reload may turn it on).
     proxy.hooks.backendFailure.tap(PLUGIN_NAME, (backend, err) => {
@@ -107,6 +122,7 @@ export class HealthCheckPlugin implements Plugin {
 
   reconfigure(options: unknown): void {
     this.#settings = resolveSettings((options ?? {}) as HealthCheckOptions);
+    this.#slowStart.defaultMs = this.#settings.slowStart;
     this.#tracker?.reconfigure(this.#settings);
     this.#checker?.stop();
     this.#checker = undefined;

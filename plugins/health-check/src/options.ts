@@ -34,6 +34,11 @@ export const schema = {
     rise: { type: 'integer', minimum: 1, description: 'consecutive successes to go up (2)' },
     fall: { type: 'integer', minimum: 1, description: 'consecutive failures to go down (5)' },
     defaultState: { enum: ['up', 'down'], description: 'State before the first verdict (up)' },
+    slowStart: {
+      type: 'integer',
+      minimum: 0,
+      description: 'ms over which a backend that comes back up ramps to its weight (0: at once)',
+    },
     passive: {
       type: 'object',
       additionalProperties: false,
@@ -65,6 +70,8 @@ export interface HealthCheckOptions {
   rise?: number;
   fall?: number;
   defaultState?: 'up' | 'down';
+  /** Plugin-wide slow start (ms); a backend's own `slowStart` wins. */
+  slowStart?: number;
   passive?: { maxFails?: number; failTimeout?: number };
 }
 
@@ -96,6 +103,7 @@ export interface Settings {
   active: ActiveSettings | undefined;
   passive: PassiveSettings | undefined;
   defaultState: 'up' | 'down';
+  slowStart: number;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -153,5 +161,10 @@ export function resolveSettings(options: HealthCheckOptions = {}): Settings {
         failTimeout: options.passive.failTimeout ?? DEFAULTS.failTimeout,
       }
     : undefined;
-  return { active, passive, defaultState: options.defaultState ?? DEFAULTS.defaultState };
+  return {
+    active,
+    passive,
+    defaultState: options.defaultState ?? DEFAULTS.defaultState,
+    slowStart: options.slowStart ?? 0,
+  };
 }

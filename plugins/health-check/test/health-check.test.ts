@@ -267,3 +267,28 @@ describe('health-check in a proxy', { timeout: 30_000 }, () => {
     assert.equal(backends[0]!.seen.filter((s) => s.url === '/r').length, b1Checks, 'b1 no longer checked');
   });
 });
+
+describe('slow start in a proxy', { timeout: 20_000 }, () => {
+  it('a backend back from down takes a small share first, then its full share', async () => {
+    const backends = await echo(2);
+    const plugin = healthCheck({ type: 'ws', interval: 50, timeout: 200, rise: 1, fall: 1, slowStart: 1000 });
+    const proxy = await startProxy({
+      backends: backends.map((b) => ({ id: b.id, url: b.url })),
+      plugins: [roundRobin(), plugin],
+    });
+    cleanup.unshift(() => proxy.close());
+    const b2 = proxy.proxy.pool.get('b2')!;
+    await backends[1]!.kill();
+    await waitFor(() => b2.state === 'down', { message: 'b2 down' });
+    const restarted = await backends[1]!.restart();
+    cleanup.push(() => restarted.close());
+    await waitFor(() => b2.state === 'up', { message: 'b2 up' });
+    const ramping = await openClients(proxy.url, 20);
+    // Without slow start round-robin would give it 10 of 20.
+    assert.ok((ramping.perBackend.b2 ?? 0) <= 6, `b2 ramps: ${JSON.stringify(ramping.perBackend)}`);
+    await waitFor(() => Date.now() - b2.upSince > 1000, { message: 'ramp over' });
+    const full = await openClients(proxy.url, 20);
+    assert.ok((full.perBackend.b2 ?? 0) >= 9, `b2 at full weight: ${JSON.stringify(full.perBackend)}`);
+    await closeAll([...ramping.clients, ...full.clients]);
+  });
+});

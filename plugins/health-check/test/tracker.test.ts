@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { createLogger, createProxy, validatePluginOptions, type Proxy } from '@wslb/core';
+import { type Backend, createLogger, createProxy, validatePluginOptions, type Proxy } from '@wslb/core';
 import { assertNoLeakedHandles } from '@wslb/testing';
 import {
   type CheckResult,
   HealthTracker,
+  SlowStart,
   parseStatusRanges,
   resolveSettings,
   schema,
@@ -192,5 +193,36 @@ describe('HealthTracker', () => {
     tracker.applyCheck(result('a', true));
     assert.equal(a.state, 'up');
     tracker.stop();
+  });
+});
+
+describe('SlowStart', () => {
+  it('ramps a recovered backend linearly to its weight; never at start-up', () => {
+    const { proxy } = poolOf(['a', 'b']);
+    const [a, b] = proxy.pool.list() as [Backend, Backend];
+    const slow = new SlowStart(1000);
+    assert.equal(slow.pick([a, b]), undefined, 'no ramp before a recovery: the balancer decides');
+    const t0 = 1_000_000;
+    slow.recovered(b, t0);
+    // Half way: b weighs 0.5 against a's 1, so it gets one pick in three, interleaved.
+    const picks = Array.from({ length: 30 }, () => slow.pick([a, b], t0 + 500)!.id);
+    assert.equal(picks.filter((id) => id === 'b').length, 10);
+    assert.equal(picks.slice(0, 3).filter((id) => id === 'b').length, 1);
+    assert.equal(slow.fraction(b, t0 + 100), 0.1);
+    // Done ramping: back to the balancer.
+    assert.equal(slow.pick([a, b], t0 + 1000), undefined);
+    assert.equal(slow.ramping, 0);
+  });
+
+  it("a backend's own slowStart wins over the plugin-wide one", () => {
+    const proxy = createProxy(
+      { backends: [{ id: 'a', url: 'ws://127.0.0.1:9000', slowStart: 4000 }] },
+      { logger: createLogger({ level: 'silent' }) },
+    );
+    const slow = new SlowStart(1000);
+    const a = proxy.pool.get('a')!;
+    slow.recovered(a, 0);
+    assert.equal(slow.durationOf(a), 4000);
+    assert.equal(slow.fraction(a, 1000), 0.25);
   });
 });
