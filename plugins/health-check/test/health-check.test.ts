@@ -143,6 +143,32 @@ describe('probes', { timeout: 20_000 }, () => {
 });
 
 describe('health-check in a proxy', { timeout: 30_000 }, () => {
+  it('never runs two checks of a backend at once, even when a check outlasts the interval', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let answered = 0;
+    const port = await listen(
+      createServer((_req, res) => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        setTimeout(() => {
+          inFlight--;
+          answered++;
+          res.writeHead(200).end();
+        }, 120);
+      }),
+    );
+    const plugin = healthCheck({ type: 'http', interval: 20, timeout: 1000, fall: 1 });
+    const proxy = await startProxy({
+      backends: [{ id: 'slow', url: `http://127.0.0.1:${port}` }],
+      plugins: [roundRobin(), plugin],
+    });
+    cleanup.unshift(() => proxy.close());
+    await waitFor(() => answered >= 3, { message: 'three slow checks' });
+    assert.equal(maxInFlight, 1);
+    assert.equal(proxy.proxy.pool.get('slow')!.state, 'up', 'a slow check within timeout passes');
+  });
+
   it('ws checks take a killed backend out and bring it back after rise checks', async () => {
     const backends = await echo(3);
     const plugin = healthCheck({ type: 'ws', interval: 100, timeout: 100, rise: 2, fall: 2 });
