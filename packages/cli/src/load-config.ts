@@ -8,6 +8,7 @@ import {
   loadPluginModule,
   validateConfig,
 } from '@wslb/core';
+import { adminConfigIssue } from './admin/server.js';
 
 /** A config that could not be read or is invalid: the binary exits 2 with these lines. */
 export class ConfigError extends Error {
@@ -61,6 +62,8 @@ export async function loadConfig(path: string, pluginPaths: readonly string[] = 
   const rootIssues = validateConfig(raw);
   if (rootIssues.length > 0) throw new ConfigError(`${file}: invalid config`, rootIssues);
   const config = raw as ProxyConfig;
+  const adminIssue = adminConfigIssue(config.admin);
+  if (adminIssue) throw new ConfigError(`${file}: invalid config`, [{ path: '/admin', message: adminIssue }]);
   const base = dirname(file);
 
   const schemas: PluginSchemaEntry[] = [];

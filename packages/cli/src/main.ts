@@ -1,7 +1,8 @@
 import cluster from 'node:cluster';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Proxy, WslbError, createProxy } from '@wslb/core';
+import { type AdminConfig, type Proxy, WslbError, createProxy } from '@wslb/core';
+import { type AdminServer, startAdminServer } from './admin/server.js';
 import { USAGE, UsageError, parseArgs } from './args.js';
 import { ClusterPrimary, WORKER_ENV, joinCluster, workerCount } from './cluster.js';
 import { ConfigError, loadConfig } from './load-config.js';
@@ -96,6 +97,16 @@ async function runPrimary(
   const primary = new ClusterPrimary(control, count, argv);
   primary.start();
   log.info({ workers: count }, 'primary started');
+  // The admin API lives with the control plane: health states and the workers' summed counters.
+  const admin = new AdminHolder(control);
+  try {
+    await admin.apply(control.config.admin);
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, 'cannot start the admin listener');
+    await primary.stop();
+    await control.close({ drain: 0 });
+    return EXIT_RUNTIME;
+  }
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
@@ -109,6 +120,7 @@ async function runPrimary(
       log.info({ signal }, 'stopping workers');
       primary
         .stop()
+        .then(() => admin.apply(undefined))
         .then(() => control.close({ drain: 0 }))
         .then(
           () => resolve(EXIT_OK),
@@ -122,8 +134,10 @@ async function runPrimary(
     process.on('SIGINT', stop);
     process.on('SIGHUP', () => {
       reloadFromFile(control, configPath)
-        .then((applied) => {
-          if (applied) primary.reloadWorkers();
+        .then(async (applied) => {
+          if (!applied) return;
+          primary.reloadWorkers();
+          await admin.apply(control.config.admin);
         })
         .catch((err: unknown) => log.error({ err }, 'reload failed'));
     });
@@ -133,12 +147,16 @@ async function runPrimary(
 async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise<number> {
   const log = proxy.log;
   logUncaught(proxy);
+  // Workers serve traffic only; the admin API runs in the primary.
+  const admin = new AdminHolder(proxy);
   let addresses;
   try {
     addresses = await proxy.listen();
+    if (!isWorker) await admin.apply(proxy.config.admin);
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'cannot start');
     await proxy.close({ drain: 0 });
+    await admin.apply(undefined);
     return EXIT_RUNTIME;
   }
   if (isWorker) {
@@ -147,7 +165,7 @@ async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise
     process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
   }
 
-  return new Promise<number>((resolve) => {
+  const exitCode = await new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) {
@@ -157,6 +175,7 @@ async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise
       }
       stopping = true;
       log.info({ signal }, 'stopping');
+      // The admin listener stays up while tunnels drain (/healthz answers 503 meanwhile).
       proxy.close().then(
         () => resolve(EXIT_OK),
         (err: unknown) => {
@@ -168,12 +187,39 @@ async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
     process.on('SIGHUP', () => {
-      reloadFromFile(proxy, configPath).catch((err: unknown) => log.error({ err }, 'reload failed'));
+      reloadFromFile(proxy, configPath)
+        .then((reloaded) => (reloaded && !isWorker ? admin.apply(proxy.config.admin) : undefined))
+        .catch((err: unknown) => log.error({ err }, 'reload failed'));
     });
   });
+  await admin.apply(undefined);
+  return exitCode;
 }
 
-/** SIGHUP: an invalid file is reported and the running config stays. Resolves whether it applied. */
+/** The admin listener of the binary: started with the proxy, restarted when a reload changes it. */
+class AdminHolder {
+  readonly #proxy: Proxy;
+  #server: AdminServer | undefined;
+  #config = '';
+
+  constructor(proxy: Proxy) {
+    this.#proxy = proxy;
+  }
+
+  async apply(config: AdminConfig | undefined): Promise<void> {
+    const next = config ? JSON.stringify(config) : '';
+    if (next === this.#config) return;
+    const previous = this.#server;
+    this.#server = undefined;
+    this.#config = '';
+    await previous?.close();
+    if (!config) return;
+    this.#server = await startAdminServer(this.#proxy, config);
+    this.#config = next;
+  }
+}
+
+/** SIGHUP: an invalid file is reported and the running config stays. Resolves true when applied. */
 async function reloadFromFile(proxy: Proxy, configPath: string): Promise<boolean> {
   const log = proxy.log;
   let loaded;

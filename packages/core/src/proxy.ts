@@ -13,6 +13,7 @@ import {
   resolveLimits,
   resolveTimeouts,
 } from './config.js';
+import type { ConnectionContext } from './context.js';
 import { Engine, type EngineSettings } from './engine.js';
 import { WslbError } from './errors.js';
 import { TrustedProxies } from './forwarded.js';
@@ -198,6 +199,18 @@ export class Proxy {
         .list()
         .map((b) => ({ id: b.id, active: b.active, total: b.total, failures: b.failures })),
     };
+  }
+
+  /**
+   * Live tunnels with the bytes they moved so far (client to backend, backend to client), read
+   * from socket counters on demand so that metrics cost nothing per chunk.
+   */
+  liveTunnels(): Array<{ ctx: ConnectionContext; bytesIn: number; bytesOut: number }> {
+    const list = [];
+    for (const t of this.#engine.tunnels) {
+      list.push({ ctx: t.ctx, bytesIn: t.client.bytesRead, bytesOut: t.client.bytesWritten });
+    }
+    return list;
   }
 
   get uptime(): number {
