@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import {
   assertNoLeakedHandles,
   closeAll,
@@ -73,5 +74,66 @@ describe('workers', { timeout: 120_000 }, () => {
     const code = await wslb.stop('SIGTERM');
     assert.equal(code, 0);
     await closeAll(survivors);
+  });
+});
+
+describe('workers share one control plane', { timeout: 120_000 }, () => {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await assertNoLeakedHandles();
+  });
+
+  it('health checks in the primary take a dead backend out of every worker; /status sums the workers', async () => {
+    const backends = await startEchoBackends(2);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const wslb = await runWslb({
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: backends.map((b) => ({ id: b.id, url: b.url })),
+      plugins: [
+        { use: 'health-check', options: { type: 'ws', interval: 300, timeout: 300, rise: 1, fall: 1 } },
+      ],
+      admin: { host: '127.0.0.1', port: 0 },
+      workers: 2,
+      timeouts: { drain: 500 },
+    });
+    cleanups.push(() => wslb.stop());
+    await waitFor(() => wslb.logs.filter((l) => l.msg === 'worker ready').length >= 2, { timeoutMs: 15_000 });
+    const adminLine = await wslb.waitForLog((l) => l.msg === 'admin listening');
+    const status = async () =>
+      (await (await fetch(`http://127.0.0.1:${adminLine.port as number}/status`)).json()) as {
+        backends: Array<{ id: string; state: string; active: number }>;
+        connections: { active: number; total: number };
+      };
+
+    const first = await openClients(wslb.url, 8);
+    assert.deepEqual(Object.keys(first.perBackend).sort(), ['b1', 'b2']);
+    // The primary's status counts the sockets of both workers.
+    await waitFor(async () => (await status()).connections.active === 8, { message: '8 live in /status' });
+
+    await backends[1]!.kill();
+    await waitFor(async () => (await status()).backends.find((b) => b.id === 'b2')?.state === 'down', {
+      timeoutMs: 5000,
+      message: 'b2 down in /status',
+    });
+    // Every worker got the state: 12 new sockets, whichever worker takes them, all go to b1.
+    await new Promise((r) => setTimeout(r, 200));
+    const after = await openClients(wslb.url, 12);
+    assert.deepEqual(after.perBackend, { b1: 12 });
+    const pids = new Set(wslb.logs.filter((l) => l.msg === 'worker ready').map((l) => l.worker));
+    assert.equal(pids.size, 2);
+    await closeAll([...first.clients, ...after.clients]);
+
+    // /metrics joins the primary's health view with the traffic of both workers.
+    const text = await (await fetch(`http://127.0.0.1:${adminLine.port as number}/metrics`)).text();
+    const families = parsePrometheusTextFormat(text) as Array<{
+      name: string;
+      metrics: Array<{ labels?: Record<string, string>; value?: string }>;
+    }>;
+    const family = (name: string) => families.find((f) => f.name === name)!;
+    const opened = family('wslb_connections_total').metrics.reduce((n, m) => n + Number(m.value), 0);
+    assert.equal(opened, 20);
+    assert.equal(family('wslb_backend_up').metrics.find((m) => m.labels?.backend === 'b2')!.value, '0');
+    assert.ok(family('wslb_health_checks_total').metrics.some((m) => m.labels?.result === 'failure'));
   });
 });

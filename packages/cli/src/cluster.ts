@@ -8,7 +8,9 @@ export type ClusterMessage =
   | { wslb: 'state'; id: string; state: BackendState; reason: string; admin: boolean }
   | { wslb: 'failure'; id: string; code: string; message: string }
   | { wslb: 'stats?'; seq: number }
-  | { wslb: 'stats'; seq: number; stats: ClusterStats };
+  | { wslb: 'stats'; seq: number; stats: ClusterStats }
+  | { wslb: 'metrics?'; seq: number }
+  | { wslb: 'metrics'; seq: number; metrics: unknown[] };
 
 export const WORKER_ENV = 'WSLB_CLUSTER_WORKER';
 
@@ -114,37 +116,48 @@ export class ClusterPrimary {
       case 'stats':
         this.#pending.get(message.seq)?.(worker, message.stats);
         break;
+      case 'metrics':
+        this.#pending.get(message.seq)?.(worker, message.metrics);
+        break;
       default:
         break;
     }
   }
 
-  readonly #pending = new Map<number, (worker: Worker, stats: ClusterStats) => void>();
+  readonly #pending = new Map<number, (worker: Worker, reply: unknown) => void>();
 
-  /** Asks every worker for its counters and hands the sums to the control plane. */
-  async refreshStats(timeoutMs = 500): Promise<ClusterStats> {
+  /** Asks every connected worker one question; resolves with the replies that came in time. */
+  async #ask<T>(kind: 'stats?' | 'metrics?', timeoutMs: number): Promise<T[]> {
     const seq = ++this.#seq;
     const workers = this.workers.filter((w) => w.isConnected());
-    const replies = new Map<Worker, ClusterStats>();
+    const replies = new Map<Worker, T>();
     await new Promise<void>((resolve) => {
+      if (workers.length === 0) return resolve();
       const timer = setTimeout(resolve, timeoutMs);
-      this.#pending.set(seq, (worker, stats) => {
-        replies.set(worker, stats);
+      this.#pending.set(seq, (worker, reply) => {
+        replies.set(worker, reply as T);
         if (replies.size >= workers.length) {
           clearTimeout(timer);
           resolve();
         }
       });
-      if (workers.length === 0) {
-        clearTimeout(timer);
-        resolve();
-      }
-      for (const w of workers) w.send({ wslb: 'stats?', seq } satisfies ClusterMessage);
+      for (const w of workers) w.send({ wslb: kind, seq } satisfies ClusterMessage);
     });
     this.#pending.delete(seq);
+    return [...replies.values()];
+  }
+
+  /** Every worker's metrics (prom-client JSON), for the primary's /metrics. */
+  workerMetrics(timeoutMs = 1000): Promise<unknown[][]> {
+    return this.#ask<unknown[]>('metrics?', timeoutMs);
+  }
+
+  /** Asks every worker for its counters and hands the sums to the control plane. */
+  async refreshStats(timeoutMs = 500): Promise<ClusterStats> {
+    const replies = await this.#ask<ClusterStats>('stats?', timeoutMs);
     const sum: ClusterStats = { connections: { active: 0, total: 0 }, backends: [] };
     const byId = new Map<string, ClusterStats['backends'][number]>();
-    for (const stats of replies.values()) {
+    for (const stats of replies) {
       sum.connections.active += stats.connections.active;
       sum.connections.total += stats.connections.total;
       for (const b of stats.backends) {
@@ -192,7 +205,7 @@ export class ClusterPrimary {
  * The worker side: reports failed dials and counters to the primary and takes backend states
  * from it (health checks run only in the primary, so every worker agrees).
  */
-export function joinCluster(proxy: Proxy, port: number): void {
+export function joinCluster(proxy: Proxy, port: number, metrics: () => Promise<unknown[]>): void {
   const send = (message: ClusterMessage): void => {
     if (process.connected) process.send!(message);
   };
@@ -212,6 +225,12 @@ export function joinCluster(proxy: Proxy, port: number): void {
       }
     } else if (message.wslb === 'stats?') {
       send({ wslb: 'stats', seq: message.seq, stats: proxy.localStats() });
+    } else if (message.wslb === 'metrics?') {
+      const seq = message.seq;
+      metrics().then(
+        (list) => send({ wslb: 'metrics', seq, metrics: list }),
+        () => send({ wslb: 'metrics', seq, metrics: [] }),
+      );
     }
   });
   send({ wslb: 'ready', port });

@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type AdminConfig, type Proxy, WslbError, createProxy } from '@wslb/core';
+import { proxyMetrics, useClusterMetrics } from './admin/metrics.js';
 import { type AdminServer, startAdminServer } from './admin/server.js';
 import { USAGE, UsageError, parseArgs } from './args.js';
 import { ClusterPrimary, WORKER_ENV, joinCluster, workerCount } from './cluster.js';
@@ -95,6 +96,7 @@ async function runPrimary(
   const log = control.log;
   logUncaught(control);
   const primary = new ClusterPrimary(control, count, argv);
+  useClusterMetrics(control, () => primary.workerMetrics());
   primary.start();
   log.info({ workers: count }, 'primary started');
   // The admin API lives with the control plane: health states and the workers' summed counters.
@@ -160,7 +162,9 @@ async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise
     return EXIT_RUNTIME;
   }
   if (isWorker) {
-    joinCluster(proxy, addresses[0]?.port ?? 0);
+    // Counting starts now; the primary asks for these when /metrics is scraped.
+    const metrics = proxyMetrics(proxy);
+    joinCluster(proxy, addresses[0]?.port ?? 0, () => metrics.registry.getMetricsAsJSON());
     // Without its primary a worker has no control plane: drain and go.
     process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
   }

@@ -97,7 +97,7 @@ export class HealthCheckPlugin implements Plugin {
     );
     // With several worker processes, checks run once, in the primary, which sends every worker
     // the resulting states: a worker runs no check of its own.
-    if ((proxy as { role?: string }).role === 'worker') return;
+    if (proxy.role === 'worker') return;
     this.#proxy = proxy;
     this.#tracker = new HealthTracker(proxy.pool, this.#settings);
     for (const backend of proxy.pool.list()) this.#watch(backend);

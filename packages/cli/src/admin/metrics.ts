@@ -1,11 +1,19 @@
 import type { Proxy } from '@wslb/core';
 import { HealthCheckPlugin } from '@wslb/health-check';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  AggregatorRegistry,
+  Counter,
+  Gauge,
+  Histogram,
+  type MetricObjectWithValues,
+  type MetricValue,
+  Registry,
+} from 'prom-client';
 
 /** Prometheus metrics of one proxy, on a registry of its own (never prom-client's global one). */
 export interface ProxyMetrics {
   readonly registry: Registry;
-  /** The Prometheus text exposition. */
+  /** The Prometheus text exposition (on a primary: its control plane plus its workers' traffic). */
   text(): Promise<string>;
   readonly contentType: string;
 }
@@ -183,4 +191,29 @@ export function proxyMetrics(proxy: Proxy): ProxyMetrics {
   };
   byProxy.set(proxy, metrics);
   return metrics;
+}
+
+type MetricJson = MetricObjectWithValues<MetricValue<string>>;
+
+/** What a primary reports itself: health and backend states live in its control plane. */
+const CONTROL_PLANE_METRICS = new Set([
+  'wslb_backend_up',
+  'wslb_backend_state',
+  'wslb_health_checks_total',
+  'wslb_uptime_seconds',
+]);
+
+/**
+ * On the primary of `workers: N`: /metrics joins the control plane's own metrics with the
+ * traffic metrics of every worker, summed per label set (prom-client's cluster aggregation).
+ */
+export function useClusterMetrics(proxy: Proxy, workerMetrics: () => Promise<unknown[][]>): void {
+  const metrics = proxyMetrics(proxy) as { -readonly [K in keyof ProxyMetrics]: ProxyMetrics[K] };
+  metrics.text = async () => {
+    const own = (await metrics.registry.getMetricsAsJSON()).filter((m) => CONTROL_PLANE_METRICS.has(m.name));
+    const workers = (await workerMetrics()).map((list) =>
+      (list as MetricJson[]).filter((m) => !CONTROL_PLANE_METRICS.has(m.name)),
+    );
+    return AggregatorRegistry.aggregate([own as MetricJson[], ...workers]).metrics();
+  };
 }
