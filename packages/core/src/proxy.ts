@@ -18,6 +18,7 @@ import { createHooks, type PluginHooks, type ProxyHooks, STAGE_BALANCE } from '.
 import { type Listener, createListener } from './listener.js';
 import { createLogger } from './logger.js';
 import { isPlugin, type Plugin, type PluginModule } from './plugin.js';
+import { type AnyHook, setHookGuard } from './plugin-hooks.js';
 import { loadPluginModule, pluginEntry } from './plugin-loader.js';
 import { BackendPool } from './pool.js';
 import { formatIssueList, validateConfig, validatePluginOptions } from './validate.js';
@@ -68,7 +69,15 @@ function dataOnly(config: ProxyConfig): ProxyConfig {
   return { ...rest, plugins: (config.plugins ?? []).filter((p) => !isPlugin(p)) as PluginEntry[] };
 }
 
-async function instantiate(mod: PluginModule, entry: PluginEntry, index: number): Promise<Plugin> {
+/**
+ * Makes a plugin from its module: validates `entry.options` against the module's `schema` (issues
+ * name `/plugins/<index>/options/...`), then calls the default-exported factory.
+ */
+export async function instantiatePlugin(
+  mod: PluginModule,
+  entry: PluginEntry,
+  index: number,
+): Promise<Plugin> {
   const exported = mod.default;
   const schema = mod.schema ?? (typeof exported === 'function' ? exported.schema : undefined);
   if (schema) {
@@ -89,6 +98,36 @@ async function instantiate(mod: PluginModule, entry: PluginEntry, index: number)
 }
 
 /**
+ * Registration checks: unique names, each declared dependency among the plugins (or among
+ * `registered`, the names already on the proxy), a compatible @wslb/core. Throws the first fault.
+ */
+export function checkPlugins(plugins: readonly Plugin[], registered: readonly string[] = []): void {
+  const names = new Set(registered);
+  for (const plugin of plugins) {
+    if (names.has(plugin.name)) {
+      throw new WslbError('WSLB_ERR_PLUGIN_DUPLICATE', `plugin "${plugin.name}" is registered twice`);
+    }
+    names.add(plugin.name);
+    if (plugin.core && !semver.satisfies(CORE_VERSION, plugin.core, { includePrerelease: true })) {
+      throw new WslbError(
+        'WSLB_ERR_PLUGIN_CORE_VERSION',
+        `plugin "${plugin.name}" requires @wslb/core ${plugin.core}, this is ${CORE_VERSION}`,
+      );
+    }
+  }
+  for (const plugin of plugins) {
+    for (const dep of plugin.dependencies ?? []) {
+      if (!names.has(dep)) {
+        throw new WslbError(
+          'WSLB_ERR_PLUGIN_DEPENDENCY',
+          `plugin "${plugin.name}" needs plugin "${dep}", which is not registered`,
+        );
+      }
+    }
+  }
+}
+
+/**
  * A programmable WebSocket load balancer. Hooks are created once and frozen; plugins tap them.
  */
 export class Proxy {
@@ -104,6 +143,10 @@ export class Proxy {
   #closing: Promise<void> | undefined;
   #startedAt = Date.now();
   readonly #pluginPaths: readonly string[];
+  /** Hooks that plugins published on this proxy (createPluginHooks). */
+  readonly #published: AnyHook[] = [];
+  /** Guards the taps of the plugin applying now, if any. */
+  #guard: ((hook: AnyHook) => void) | undefined;
 
   constructor(config: ProxyConfig, options: CreateProxyOptions = {}) {
     const issues = validateConfig(dataOnly(config));
@@ -116,6 +159,10 @@ export class Proxy {
     this.hooks = createHooks();
     this.pool = new BackendPool(this.hooks, config.backends);
     this.#engine = new Engine(this.hooks, this.pool, this.log, settingsOf(config));
+    setHookGuard(this, (hooks) => {
+      this.#published.push(...hooks);
+      if (this.#guard) for (const hook of hooks) this.#guard(hook);
+    });
     this.hooks.backendState.tap('wslb:log', (backend, previous, reason) => {
       this.log.info({ backend: backend.id, state: backend.state, previous, reason }, 'backend state changed');
     });
@@ -160,7 +207,7 @@ export class Proxy {
       }
       const entry = pluginEntry(spec);
       const mod = await loadPluginModule(entry.use, this.#pluginBase(), this.#pluginPaths);
-      plugins.push({ plugin: await instantiate(mod, entry, i), use: entry.use });
+      plugins.push({ plugin: await instantiatePlugin(mod, entry, i), use: entry.use });
     }
     this.#checkPlugins(plugins.map((p) => p.plugin));
     for (const { plugin, use } of plugins) await this.#apply(plugin, use);
@@ -178,7 +225,7 @@ export class Proxy {
     }
     if (this.#hasBalancer()) return;
     const mod = await loadPluginModule('round-robin', this.#pluginBase(), this.#pluginPaths);
-    await this.#apply(await instantiate(mod, { use: 'round-robin' }, 0), 'round-robin', true);
+    await this.#apply(await instantiatePlugin(mod, { use: 'round-robin' }, 0), 'round-robin', true);
   }
 
   #pluginBase(): string {
@@ -193,39 +240,46 @@ export class Proxy {
     return this.hooks.select.taps.some((t) => (t.stage ?? 0) >= STAGE_BALANCE && names.has(t.name));
   }
 
-  /** Registration checks: unique names, declared dependencies present, a compatible core. */
+  /** Registration checks against the plugins already registered. */
   #checkPlugins(plugins: readonly Plugin[]): void {
-    const names = new Set(this.#registered.filter((r) => r.active).map((r) => r.plugin.name));
-    for (const plugin of plugins) {
-      if (names.has(plugin.name)) {
-        throw new WslbError('WSLB_ERR_PLUGIN_DUPLICATE', `plugin "${plugin.name}" is registered twice`);
-      }
-      names.add(plugin.name);
-      if (plugin.core && !semver.satisfies(CORE_VERSION, plugin.core, { includePrerelease: true })) {
-        throw new WslbError(
-          'WSLB_ERR_PLUGIN_CORE_VERSION',
-          `plugin "${plugin.name}" requires @wslb/core ${plugin.core}, this is ${CORE_VERSION}`,
-        );
-      }
-    }
-    for (const plugin of plugins) {
-      for (const dep of plugin.dependencies ?? []) {
-        if (!names.has(dep)) {
-          throw new WslbError(
-            'WSLB_ERR_PLUGIN_DEPENDENCY',
-            `plugin "${plugin.name}" needs plugin "${dep}", which is not registered`,
-          );
-        }
-      }
-    }
+    checkPlugins(
+      plugins,
+      this.#registered.filter((r) => r.active).map((r) => r.plugin.name),
+    );
   }
 
   async #apply(plugin: Plugin, use: string, implicit = false): Promise<void> {
     const record: RegisteredPlugin = { plugin, use, active: true, implicit };
     const unregister = this.#guardTaps(record);
+    const limit = this.#engine.settings.timeouts.plugin;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await plugin.apply(this);
+      const applied = plugin.apply(this);
+      if (applied && limit > 0) {
+        await Promise.race([
+          applied,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () =>
+                reject(
+                  new WslbError(
+                    'WSLB_ERR_PLUGIN_TIMEOUT',
+                    `plugin "${plugin.name}" did not finish apply() within ${limit} ms`,
+                  ),
+                ),
+              limit,
+            );
+          }),
+        ]);
+      } else {
+        await applied;
+      }
+    } catch (err) {
+      // Whatever it tapped before failing stays inert.
+      record.active = false;
+      throw err;
     } finally {
+      clearTimeout(timer);
       unregister();
     }
     this.#registered.push(record);
@@ -236,10 +290,9 @@ export class Proxy {
    * removes the plugin (tapable cannot untap).
    */
   #guardTaps(record: RegisteredPlugin): () => void {
-    const hooks = Object.values(this.hooks) as Array<ProxyHooks[keyof ProxyHooks]>;
     let open = true;
-    for (const hook of hooks) {
-      hook.intercept({
+    const guard = (hook: AnyHook): void => {
+      (hook as ProxyHooks[keyof ProxyHooks]).intercept({
         register: (tap) => {
           if (!open) return tap;
           const fn = tap.fn as (...args: unknown[]) => unknown;
@@ -254,9 +307,12 @@ export class Proxy {
           return tap;
         },
       });
-    }
+    };
+    for (const hook of [...Object.values(this.hooks), ...this.#published]) guard(hook as AnyHook);
+    this.#guard = guard;
     return () => {
       open = false;
+      this.#guard = undefined;
     };
   }
 
@@ -380,6 +436,25 @@ export class Proxy {
       }
       wanted.push({ use: entry.use, options: entry.options ?? {}, mod, index: i });
     }
+    // Match each wanted plugin to a running one (kept, reconfigured) or a new instance, and check
+    // the resulting set as a whole (names, dependencies, core range) before anything changes.
+    const keep = new Set<RegisteredPlugin>();
+    const plan: Array<{ existing?: RegisteredPlugin; plugin: Plugin; use: string; options?: unknown }> = [];
+    for (const w of wanted) {
+      const existing = this.#registered.find(
+        (r) =>
+          r.active && !r.implicit && !keep.has(r) && (w.plugin ? r.plugin === w.plugin : r.use === w.use),
+      );
+      if (existing) {
+        keep.add(existing);
+        plan.push({ existing, plugin: existing.plugin, use: w.use, options: w.options });
+        continue;
+      }
+      const plugin =
+        w.plugin ?? (await instantiatePlugin(w.mod!, { use: w.use, options: w.options }, w.index));
+      plan.push({ plugin, use: w.use });
+    }
+    checkPlugins(plan.map((step) => step.plugin));
 
     const oldListen = JSON.stringify(listenList(this.config.listen));
     this.config = next;
@@ -390,20 +465,12 @@ export class Proxy {
       this.#engine.destroyAgent(b);
     }
 
-    const keep = new Set<RegisteredPlugin>();
-    for (const w of wanted) {
-      const existing = this.#registered.find(
-        (r) =>
-          r.active && !r.implicit && !keep.has(r) && (w.plugin ? r.plugin === w.plugin : r.use === w.use),
-      );
-      if (existing) {
-        keep.add(existing);
-        if (w.options !== undefined) await existing.plugin.reconfigure?.(w.options);
+    for (const step of plan) {
+      if (step.existing) {
+        if (step.options !== undefined) await step.existing.plugin.reconfigure?.(step.options);
         continue;
       }
-      const plugin = w.plugin ?? (await instantiate(w.mod!, { use: w.use, options: w.options }, w.index));
-      this.#checkPlugins([plugin]);
-      await this.#apply(plugin, w.use);
+      await this.#apply(step.plugin, step.use);
       keep.add(this.#registered[this.#registered.length - 1]!);
     }
     for (const r of this.#registered) {
