@@ -143,10 +143,8 @@ export class Proxy {
   #closing: Promise<void> | undefined;
   #startedAt = Date.now();
   readonly #pluginPaths: readonly string[];
-  /** Hooks that plugins published on this proxy (createPluginHooks). */
-  readonly #published: AnyHook[] = [];
-  /** Guards the taps of the plugin applying now, if any. */
-  #guard: ((hook: AnyHook) => void) | undefined;
+  /** The plugin whose apply() runs now: taps registered meanwhile are its own. */
+  #applying: RegisteredPlugin | undefined;
 
   constructor(config: ProxyConfig, options: CreateProxyOptions = {}) {
     const issues = validateConfig(dataOnly(config));
@@ -159,10 +157,8 @@ export class Proxy {
     this.hooks = createHooks();
     this.pool = new BackendPool(this.hooks, config.backends);
     this.#engine = new Engine(this.hooks, this.pool, this.log, settingsOf(config));
-    setHookGuard(this, (hooks) => {
-      this.#published.push(...hooks);
-      if (this.#guard) for (const hook of hooks) this.#guard(hook);
-    });
+    for (const hook of Object.values(this.hooks)) this.#guardTaps(hook as AnyHook);
+    setHookGuard(this, (hooks) => hooks.forEach((hook) => this.#guardTaps(hook)));
     this.hooks.backendState.tap('wslb:log', (backend, previous, reason) => {
       this.log.info({ backend: backend.id, state: backend.state, previous, reason }, 'backend state changed');
     });
@@ -250,7 +246,7 @@ export class Proxy {
 
   async #apply(plugin: Plugin, use: string, implicit = false): Promise<void> {
     const record: RegisteredPlugin = { plugin, use, active: true, implicit };
-    const unregister = this.#guardTaps(record);
+    this.#applying = record;
     const limit = this.#engine.settings.timeouts.plugin;
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -280,40 +276,33 @@ export class Proxy {
       throw err;
     } finally {
       clearTimeout(timer);
-      unregister();
+      this.#applying = undefined;
     }
     this.#registered.push(record);
   }
 
   /**
-   * While a plugin applies, wraps each tap it adds so that the tap becomes a no-op once a reload
-   * removes the plugin (tapable cannot untap).
+   * One interceptor per hook, added once (tapable runs `register` over the taps a hook already
+   * has when an interceptor is added): a tap registered while a plugin applies is wrapped so that
+   * it becomes a no-op once a reload removes that plugin (tapable cannot untap).
    */
-  #guardTaps(record: RegisteredPlugin): () => void {
-    let open = true;
-    const guard = (hook: AnyHook): void => {
-      (hook as ProxyHooks[keyof ProxyHooks]).intercept({
-        register: (tap) => {
-          if (!open) return tap;
-          const fn = tap.fn as (...args: unknown[]) => unknown;
-          if (tap.type === 'sync') tap.fn = (...args: unknown[]) => (record.active ? fn(...args) : undefined);
-          else if (tap.type === 'promise')
-            tap.fn = (...args: unknown[]) => (record.active ? fn(...args) : Promise.resolve(undefined));
-          else
-            tap.fn = (...args: unknown[]) => {
-              if (record.active) return fn(...args);
-              (args[args.length - 1] as (err?: unknown, result?: unknown) => void)();
-            };
-          return tap;
-        },
-      });
-    };
-    for (const hook of [...Object.values(this.hooks), ...this.#published]) guard(hook as AnyHook);
-    this.#guard = guard;
-    return () => {
-      open = false;
-      this.#guard = undefined;
-    };
+  #guardTaps(hook: AnyHook): void {
+    (hook as ProxyHooks[keyof ProxyHooks]).intercept({
+      register: (tap) => {
+        const record = this.#applying;
+        if (!record) return tap;
+        const fn = tap.fn as (...args: unknown[]) => unknown;
+        if (tap.type === 'sync') tap.fn = (...args: unknown[]) => (record.active ? fn(...args) : undefined);
+        else if (tap.type === 'promise')
+          tap.fn = (...args: unknown[]) => (record.active ? fn(...args) : Promise.resolve(undefined));
+        else
+          tap.fn = (...args: unknown[]) => {
+            if (record.active) return fn(...args);
+            (args[args.length - 1] as (err?: unknown, result?: unknown) => void)();
+          };
+        return tap;
+      },
+    });
   }
 
   /** Starts every listener; resolves with the bound addresses (port 0 gets a free port). */
