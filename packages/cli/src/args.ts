@@ -11,7 +11,7 @@ export class UsageError extends Error {}
 export const USAGE = `Usage: wslb [--config FILE] [--check] [--print-schema] [--version] [--help]
 
   -c, --config FILE   JSON config file (default ./wslb.json)
-      --check         validate the config and exit (0 valid, 2 invalid)
+      --check         validate the config and its plugins, then exit (0 valid, 2 invalid)
       --print-schema  print the JSON Schema of the config file, built-in plugins included
   -v, --version       print the version
   -h, --help          print this help

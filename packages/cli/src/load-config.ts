@@ -4,7 +4,10 @@ import {
   type ConfigIssue,
   type PluginEntry,
   type PluginSchemaEntry,
+  type Plugin,
   type ProxyConfig,
+  checkPlugins,
+  instantiatePlugin,
   loadPluginModule,
   validateConfig,
 } from '@wslb/core';
@@ -94,4 +97,23 @@ export async function loadConfig(path: string, pluginPaths: readonly string[] = 
   const issues = validateConfig(normalized, schemas);
   if (issues.length > 0) throw new ConfigError(`${file}: invalid config`, issues);
   return { file, config: { ...config, pluginBase: base } };
+}
+
+/**
+ * The registration checks the proxy runs at startup (unique names, declared dependencies, core
+ * range), for `--check`: each plugin is made by its factory but not applied.
+ */
+export async function checkConfigPlugins(
+  config: ProxyConfig,
+  pluginPaths: readonly string[] = [],
+): Promise<void> {
+  const specs = (config.plugins ?? []) as Array<string | PluginEntry>;
+  const plugins: Plugin[] = [];
+  for (let i = 0; i < specs.length; i++) {
+    const spec = specs[i]!;
+    const entry = typeof spec === 'string' ? { use: spec } : spec;
+    const mod = await loadPluginModule(entry.use, config.pluginBase ?? process.cwd(), pluginPaths);
+    plugins.push(await instantiatePlugin(mod, entry, i));
+  }
+  checkPlugins(plugins);
 }

@@ -6,7 +6,7 @@ import { proxyMetrics, useClusterMetrics } from './admin/metrics.js';
 import { type AdminServer, startAdminServer } from './admin/server.js';
 import { USAGE, UsageError, parseArgs } from './args.js';
 import { ClusterPrimary, WORKER_ENV, joinCluster, workerCount } from './cluster.js';
-import { ConfigError, loadConfig } from './load-config.js';
+import { ConfigError, checkConfigPlugins, loadConfig } from './load-config.js';
 import { fullSchema } from './print-schema.js';
 import { CLI_VERSION } from './version.js';
 
@@ -16,6 +16,25 @@ export const CLI_DIR = dirname(fileURLToPath(import.meta.url));
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
 export const EXIT_CONFIG = 2;
+
+/** Faults of the config's plugin set: fixed by editing the config (or installing), so exit 2. */
+const CONFIG_FAULTS = new Set([
+  'WSLB_ERR_CONFIG_INVALID',
+  'WSLB_ERR_PLUGIN_NOT_FOUND',
+  'WSLB_ERR_PLUGIN_INVALID',
+  'WSLB_ERR_PLUGIN_DUPLICATE',
+  'WSLB_ERR_PLUGIN_DEPENDENCY',
+  'WSLB_ERR_PLUGIN_CORE_VERSION',
+]);
+
+function printStartError(err: unknown): number {
+  if (!(err instanceof WslbError)) {
+    process.stderr.write(`wslb: ${(err as Error).message}\n`);
+    return EXIT_RUNTIME;
+  }
+  process.stderr.write(`wslb: ${err.code}: ${err.message}\n`);
+  return CONFIG_FAULTS.has(err.code) ? EXIT_CONFIG : EXIT_RUNTIME;
+}
 
 function printConfigError(err: ConfigError): void {
   process.stderr.write(`wslb: ${err.message}\n`);
@@ -56,6 +75,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     throw err;
   }
   if (args.check) {
+    try {
+      await checkConfigPlugins(loaded.config, [CLI_DIR]);
+    } catch (err) {
+      return printStartError(err);
+    }
     process.stdout.write(`${loaded.file}: ok\n`);
     return EXIT_OK;
   }
@@ -68,8 +92,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     proxy = createProxy(loaded.config, { pluginPaths: [CLI_DIR], role });
     await proxy.ready();
   } catch (err) {
-    process.stderr.write(`wslb: ${(err as Error).message}\n`);
-    return err instanceof WslbError && err.code.startsWith('WSLB_ERR_CONFIG') ? EXIT_CONFIG : EXIT_RUNTIME;
+    return printStartError(err);
   }
   if (role === 'primary') return runPrimary(proxy, args.config, workers, argv);
   return run(proxy, args.config, role === 'worker');

@@ -93,6 +93,7 @@ export const configSchema = {
         drain: timeoutMs,
         removedBackend: timeoutMs,
         hook: timeoutMs,
+        plugin: timeoutMs,
       },
     },
     retries: { type: 'integer', minimum: 0, maximum: 100 },

@@ -48,7 +48,10 @@ export interface TimeoutsConfig {
   halfClose?: number;
   drain?: number;
   removedBackend?: number;
+  /** How long a tap may take before its connection fails with WSLB_ERR_TAP_TIMEOUT (0 = no limit). */
   hook?: number;
+  /** How long a plugin's apply() may take at startup or reload (0 = no limit). */
+  plugin?: number;
 }
 
 export interface LimitsConfig {
@@ -95,6 +98,7 @@ export interface ResolvedTimeouts {
   drain: number;
   removedBackend: number;
   hook: number;
+  plugin: number;
 }
 
 export interface ResolvedLimits {
@@ -113,6 +117,7 @@ export const DEFAULT_TIMEOUTS: Readonly<ResolvedTimeouts> = Object.freeze({
   drain: 25000,
   removedBackend: 0,
   hook: 5000,
+  plugin: 10000,
 });
 
 export const DEFAULT_LIMITS: Readonly<ResolvedLimits> = Object.freeze({

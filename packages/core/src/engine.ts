@@ -72,19 +72,21 @@ export class Engine implements TunnelOwner {
   async runHook<T>(name: string, call: () => Promise<T>): Promise<T> {
     const limit = this.settings.timeouts.hook;
     let timer: NodeJS.Timeout | undefined;
+    let timeout: WslbError | undefined;
     try {
       if (limit <= 0) return await call();
       return await Promise.race([
         call(),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(new WslbError('WSLB_ERR_TAP_TIMEOUT', `${name} hook did not finish within ${limit} ms`)),
-            limit,
-          );
+          timer = setTimeout(() => {
+            timeout = new WslbError('WSLB_ERR_TAP_TIMEOUT', `${name} hook did not finish within ${limit} ms`);
+            reject(timeout);
+          }, limit);
         }),
       ]);
     } catch (err) {
+      // A WslbError thrown by a tap carries words its author meant for the client.
+      if (err instanceof WslbError && err !== timeout) err.expose = true;
       throw toWslbError(err, name);
     } finally {
       if (timer) clearTimeout(timer);

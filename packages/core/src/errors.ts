@@ -40,10 +40,12 @@ export const ERRORS = {
   WSLB_ERR_PLUGIN_DUPLICATE: { status: 500, message: 'Plugin registered twice' },
   WSLB_ERR_PLUGIN_DEPENDENCY: { status: 500, message: 'Plugin dependency missing' },
   WSLB_ERR_PLUGIN_CORE_VERSION: { status: 500, message: 'Plugin requires another @wslb/core version' },
+  WSLB_ERR_PLUGIN_TIMEOUT: { status: 500, message: 'A plugin did not finish apply() in time' },
   // Configuration and lifecycle
   WSLB_ERR_CONFIG_INVALID: { status: 500, message: 'Invalid configuration' },
   WSLB_ERR_LISTEN: { status: 500, message: 'Could not listen' },
   WSLB_ERR_NOT_LISTENING: { status: 500, message: 'Proxy is not listening' },
+  WSLB_ERR_UNCAUGHT: { status: 500, closeCode: 1011, message: 'Uncaught exception' },
   // Tunnel
   WSLB_ERR_IDLE_TIMEOUT: { status: 504, closeCode: 1001, message: 'Tunnel idle too long' },
   WSLB_ERR_HALF_CLOSE_TIMEOUT: { status: 504, message: 'Half-closed tunnel not finished in time' },
@@ -65,6 +67,11 @@ export class WslbError extends Error {
   readonly status: number;
   readonly closeCode: number;
   readonly headers: Record<string, string> | undefined;
+  /**
+   * Whether the message may reach the client. True for errors a plugin throws from a tap (the
+   * author chose the words); false for wslb's own, whose details (addresses, causes) stay in logs.
+   */
+  expose = false;
 
   constructor(code: ErrorCode | (string & {}), message?: string, options: WslbErrorOptions = {}) {
     const known = (ERRORS as Record<string, ErrorDefinition>)[code];
@@ -99,5 +106,5 @@ export function toWslbError(err: unknown, hook?: string): WslbError {
  */
 export function publicMessage(err: WslbError): string {
   const known = (ERRORS as Record<string, ErrorDefinition>)[err.code];
-  return known && err.code !== 'WSLB_ERR_REJECTED' ? known.message : err.message;
+  return known && !err.expose && err.code !== 'WSLB_ERR_REJECTED' ? known.message : err.message;
 }

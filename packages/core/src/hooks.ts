@@ -103,4 +103,8 @@ export function createHooks(): ProxyHooks {
 /** A hook as plugins see it: tap methods only; calling a hook is the core's job. */
 export type Tappable<H> = Pick<H, Extract<keyof H, 'tap' | 'tapAsync' | 'tapPromise' | 'isUsed'>>;
 
-export type PluginHooks = { readonly [K in keyof ProxyHooks]: Tappable<ProxyHooks[K]> };
+/** A set of hooks with every hook reduced to its tap methods (no `call`, `promise`, `intercept`). */
+export type TapOnly<H> = { readonly [K in keyof H]: Tappable<H[K]> };
+
+/** The proxy's hooks as a plugin's `apply` sees them. */
+export type PluginHooks = TapOnly<ProxyHooks>;

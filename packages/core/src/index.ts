@@ -1,5 +1,7 @@
 export {
+  checkPlugins,
   createProxy,
+  instantiatePlugin,
   Proxy,
   type BoundAddress,
   type CloseOptions,
@@ -20,6 +22,7 @@ export {
   type PluginHooks,
   type ProxyHooks,
   type Tappable,
+  type TapOnly,
   type UpstreamRequest,
   type UpstreamResponse,
 } from './hooks.js';
@@ -34,6 +37,17 @@ export {
 } from './errors.js';
 export type { Plugin, PluginFactory, PluginHost, PluginModule } from './plugin.js';
 export { isPlugin } from './plugin.js';
+export { createPluginHooks, type AnyHook, type PluginHookSet } from './plugin-hooks.js';
+// The hook classes, so that a plugin publishing hooks uses the same tapable as the core.
+export {
+  AsyncParallelHook,
+  AsyncSeriesBailHook,
+  AsyncSeriesHook,
+  AsyncSeriesWaterfallHook,
+  SyncBailHook,
+  SyncHook,
+  SyncWaterfallHook,
+} from 'tapable';
 export { loadPluginModule, pluginSpecifier, resolvePlugin } from './plugin-loader.js';
 export { encodeProxyHeader, readProxyHeader, type ProxiedAddress } from './proxy-protocol.js';
 export {

@@ -1,3 +1,4 @@
+import type { PluginHooks } from './hooks.js';
 import type { Proxy } from './proxy.js';
 
 /**
@@ -9,7 +10,7 @@ export interface Plugin {
   readonly name: string;
   /** Taps hooks; may be async (resolved before the proxy listens). */
   apply(proxy: PluginHost): void | Promise<void>;
-  /** Names of plugins that must be registered before this one. */
+  /** Names of plugins that must be registered on the same proxy too (in any order). */
   readonly dependencies?: readonly string[];
   /** semver range of @wslb/core this plugin works with, e.g. "^0.1.0". */
   readonly core?: string;
@@ -33,7 +34,9 @@ export interface PluginModule {
 }
 
 /** What a plugin's apply() receives: the proxy, with hooks exposing tap methods only. */
-export type PluginHost = Pick<Proxy, 'hooks' | 'pool' | 'log' | 'config' | 'version' | 'plugins' | 'role'>;
+export type PluginHost = Pick<Proxy, 'pool' | 'log' | 'config' | 'version' | 'plugins' | 'role'> & {
+  readonly hooks: PluginHooks;
+};
 
 export function isPlugin(value: unknown): value is Plugin {
   return (

@@ -21,6 +21,7 @@ import { createHooks, type PluginHooks, type ProxyHooks, STAGE_BALANCE } from '.
 import { type Listener, createListener, httpServerOf } from './listener.js';
 import { createLogger } from './logger.js';
 import { isPlugin, type Plugin, type PluginModule } from './plugin.js';
+import { type AnyHook, setHookGuard } from './plugin-hooks.js';
 import { loadPluginModule, pluginEntry } from './plugin-loader.js';
 import { BackendPool } from './pool.js';
 import { formatIssueList, validateConfig, validatePluginOptions } from './validate.js';
@@ -107,7 +108,15 @@ function dataOnly(config: ProxyConfig): ProxyConfig {
   return { ...rest, plugins: (config.plugins ?? []).filter((p) => !isPlugin(p)) as PluginEntry[] };
 }
 
-async function instantiate(mod: PluginModule, entry: PluginEntry, index: number): Promise<Plugin> {
+/**
+ * Makes a plugin from its module: validates `entry.options` against the module's `schema` (issues
+ * name `/plugins/<index>/options/...`), then calls the default-exported factory.
+ */
+export async function instantiatePlugin(
+  mod: PluginModule,
+  entry: PluginEntry,
+  index: number,
+): Promise<Plugin> {
   const exported = mod.default;
   const schema = mod.schema ?? (typeof exported === 'function' ? exported.schema : undefined);
   if (schema) {
@@ -125,6 +134,36 @@ async function instantiate(mod: PluginModule, entry: PluginEntry, index: number)
     );
   }
   return plugin;
+}
+
+/**
+ * Registration checks: unique names, each declared dependency among the plugins (or among
+ * `registered`, the names already on the proxy), a compatible @wslb/core. Throws the first fault.
+ */
+export function checkPlugins(plugins: readonly Plugin[], registered: readonly string[] = []): void {
+  const names = new Set(registered);
+  for (const plugin of plugins) {
+    if (names.has(plugin.name)) {
+      throw new WslbError('WSLB_ERR_PLUGIN_DUPLICATE', `plugin "${plugin.name}" is registered twice`);
+    }
+    names.add(plugin.name);
+    if (plugin.core && !semver.satisfies(CORE_VERSION, plugin.core, { includePrerelease: true })) {
+      throw new WslbError(
+        'WSLB_ERR_PLUGIN_CORE_VERSION',
+        `plugin "${plugin.name}" requires @wslb/core ${plugin.core}, this is ${CORE_VERSION}`,
+      );
+    }
+  }
+  for (const plugin of plugins) {
+    for (const dep of plugin.dependencies ?? []) {
+      if (!names.has(dep)) {
+        throw new WslbError(
+          'WSLB_ERR_PLUGIN_DEPENDENCY',
+          `plugin "${plugin.name}" needs plugin "${dep}", which is not registered`,
+        );
+      }
+    }
+  }
 }
 
 /**
@@ -148,6 +187,8 @@ export class Proxy {
   #closing: Promise<void> | undefined;
   #startedAt = Date.now();
   readonly #pluginPaths: readonly string[];
+  /** The plugin whose apply() runs now: taps registered meanwhile are its own. */
+  #applying: RegisteredPlugin | undefined;
 
   constructor(config: ProxyConfig, options: CreateProxyOptions = {}) {
     const issues = validateConfig(dataOnly(config));
@@ -161,6 +202,8 @@ export class Proxy {
     this.hooks = createHooks();
     this.pool = new BackendPool(this.hooks, withCaFiles(config.backends, config.pluginBase));
     this.#engine = new Engine(this.hooks, this.pool, this.log, settingsOf(config));
+    for (const hook of Object.values(this.hooks)) this.#guardTaps(hook as AnyHook);
+    setHookGuard(this, (hooks) => hooks.forEach((hook) => this.#guardTaps(hook)));
     this.hooks.backendState.tap('wslb:log', (backend, previous, reason) => {
       this.log.info({ backend: backend.id, state: backend.state, previous, reason }, 'backend state changed');
     });
@@ -242,7 +285,7 @@ export class Proxy {
       }
       const entry = pluginEntry(spec);
       const mod = await loadPluginModule(entry.use, this.#pluginBase(), this.#pluginPaths);
-      plugins.push({ plugin: await instantiate(mod, entry, i), use: entry.use });
+      plugins.push({ plugin: await instantiatePlugin(mod, entry, i), use: entry.use });
     }
     this.#checkPlugins(plugins.map((p) => p.plugin));
     for (const { plugin, use } of plugins) await this.#apply(plugin, use);
@@ -260,7 +303,7 @@ export class Proxy {
     }
     if (this.#hasBalancer()) return;
     const mod = await loadPluginModule('round-robin', this.#pluginBase(), this.#pluginPaths);
-    await this.#apply(await instantiate(mod, { use: 'round-robin' }, 0), 'round-robin', true);
+    await this.#apply(await instantiatePlugin(mod, { use: 'round-robin' }, 0), 'round-robin', true);
   }
 
   #pluginBase(): string {
@@ -309,71 +352,73 @@ export class Proxy {
     return this.hooks.select.taps.some((t) => (t.stage ?? 0) >= STAGE_BALANCE && names.has(t.name));
   }
 
-  /** Registration checks: unique names, declared dependencies present, a compatible core. */
+  /** Registration checks against the plugins already registered. */
   #checkPlugins(plugins: readonly Plugin[]): void {
-    const names = new Set(this.#registered.filter((r) => r.active).map((r) => r.plugin.name));
-    for (const plugin of plugins) {
-      if (names.has(plugin.name)) {
-        throw new WslbError('WSLB_ERR_PLUGIN_DUPLICATE', `plugin "${plugin.name}" is registered twice`);
-      }
-      names.add(plugin.name);
-      if (plugin.core && !semver.satisfies(CORE_VERSION, plugin.core, { includePrerelease: true })) {
-        throw new WslbError(
-          'WSLB_ERR_PLUGIN_CORE_VERSION',
-          `plugin "${plugin.name}" requires @wslb/core ${plugin.core}, this is ${CORE_VERSION}`,
-        );
-      }
-    }
-    for (const plugin of plugins) {
-      for (const dep of plugin.dependencies ?? []) {
-        if (!names.has(dep)) {
-          throw new WslbError(
-            'WSLB_ERR_PLUGIN_DEPENDENCY',
-            `plugin "${plugin.name}" needs plugin "${dep}", which is not registered`,
-          );
-        }
-      }
-    }
+    checkPlugins(
+      plugins,
+      this.#registered.filter((r) => r.active).map((r) => r.plugin.name),
+    );
   }
 
   async #apply(plugin: Plugin, use: string, implicit = false): Promise<void> {
     const record: RegisteredPlugin = { plugin, use, active: true, implicit };
-    const unregister = this.#guardTaps(record);
+    this.#applying = record;
+    const limit = this.#engine.settings.timeouts.plugin;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await plugin.apply(this);
+      const applied = plugin.apply(this);
+      if (applied && limit > 0) {
+        await Promise.race([
+          applied,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () =>
+                reject(
+                  new WslbError(
+                    'WSLB_ERR_PLUGIN_TIMEOUT',
+                    `plugin "${plugin.name}" did not finish apply() within ${limit} ms`,
+                  ),
+                ),
+              limit,
+            );
+          }),
+        ]);
+      } else {
+        await applied;
+      }
+    } catch (err) {
+      // Whatever it tapped before failing stays inert.
+      record.active = false;
+      throw err;
     } finally {
-      unregister();
+      clearTimeout(timer);
+      this.#applying = undefined;
     }
     this.#registered.push(record);
   }
 
   /**
-   * While a plugin applies, wraps each tap it adds so that the tap becomes a no-op once a reload
-   * removes the plugin (tapable cannot untap).
+   * One interceptor per hook, added once (tapable runs `register` over the taps a hook already
+   * has when an interceptor is added): a tap registered while a plugin applies is wrapped so that
+   * it becomes a no-op once a reload removes that plugin (tapable cannot untap).
    */
-  #guardTaps(record: RegisteredPlugin): () => void {
-    const hooks = Object.values(this.hooks) as Array<ProxyHooks[keyof ProxyHooks]>;
-    let open = true;
-    for (const hook of hooks) {
-      hook.intercept({
-        register: (tap) => {
-          if (!open) return tap;
-          const fn = tap.fn as (...args: unknown[]) => unknown;
-          if (tap.type === 'sync') tap.fn = (...args: unknown[]) => (record.active ? fn(...args) : undefined);
-          else if (tap.type === 'promise')
-            tap.fn = (...args: unknown[]) => (record.active ? fn(...args) : Promise.resolve(undefined));
-          else
-            tap.fn = (...args: unknown[]) => {
-              if (record.active) return fn(...args);
-              (args[args.length - 1] as (err?: unknown, result?: unknown) => void)();
-            };
-          return tap;
-        },
-      });
-    }
-    return () => {
-      open = false;
-    };
+  #guardTaps(hook: AnyHook): void {
+    (hook as ProxyHooks[keyof ProxyHooks]).intercept({
+      register: (tap) => {
+        const record = this.#applying;
+        if (!record) return tap;
+        const fn = tap.fn as (...args: unknown[]) => unknown;
+        if (tap.type === 'sync') tap.fn = (...args: unknown[]) => (record.active ? fn(...args) : undefined);
+        else if (tap.type === 'promise')
+          tap.fn = (...args: unknown[]) => (record.active ? fn(...args) : Promise.resolve(undefined));
+        else
+          tap.fn = (...args: unknown[]) => {
+            if (record.active) return fn(...args);
+            (args[args.length - 1] as (err?: unknown, result?: unknown) => void)();
+          };
+        return tap;
+      },
+    });
   }
 
   /** Starts every listener; resolves with the bound addresses (port 0 gets a free port). */
@@ -489,6 +534,25 @@ export class Proxy {
       }
       wanted.push({ use: entry.use, options: entry.options ?? {}, mod, index: i });
     }
+    // Match each wanted plugin to a running one (kept, reconfigured) or a new instance, and check
+    // the resulting set as a whole (names, dependencies, core range) before anything changes.
+    const keep = new Set<RegisteredPlugin>();
+    const plan: Array<{ existing?: RegisteredPlugin; plugin: Plugin; use: string; options?: unknown }> = [];
+    for (const w of wanted) {
+      const existing = this.#registered.find(
+        (r) =>
+          r.active && !r.implicit && !keep.has(r) && (w.plugin ? r.plugin === w.plugin : r.use === w.use),
+      );
+      if (existing) {
+        keep.add(existing);
+        plan.push({ existing, plugin: existing.plugin, use: w.use, options: w.options });
+        continue;
+      }
+      const plugin =
+        w.plugin ?? (await instantiatePlugin(w.mod!, { use: w.use, options: w.options }, w.index));
+      plan.push({ plugin, use: w.use });
+    }
+    checkPlugins(plan.map((step) => step.plugin));
 
     const backends = withCaFiles(next.backends, next.pluginBase ?? this.config.pluginBase);
     if (this.#listeners.length > 0) await this.#reloadListeners(next);
@@ -509,20 +573,12 @@ export class Proxy {
       }
     }
 
-    const keep = new Set<RegisteredPlugin>();
-    for (const w of wanted) {
-      const existing = this.#registered.find(
-        (r) =>
-          r.active && !r.implicit && !keep.has(r) && (w.plugin ? r.plugin === w.plugin : r.use === w.use),
-      );
-      if (existing) {
-        keep.add(existing);
-        if (w.options !== undefined) await existing.plugin.reconfigure?.(w.options);
+    for (const step of plan) {
+      if (step.existing) {
+        if (step.options !== undefined) await step.existing.plugin.reconfigure?.(step.options);
         continue;
       }
-      const plugin = w.plugin ?? (await instantiate(w.mod!, { use: w.use, options: w.options }, w.index));
-      this.#checkPlugins([plugin]);
-      await this.#apply(plugin, w.use);
+      await this.#apply(step.plugin, step.use);
       keep.add(this.#registered[this.#registered.length - 1]!);
     }
     for (const r of this.#registered) {

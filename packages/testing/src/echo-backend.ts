@@ -17,6 +17,10 @@ export interface EchoBackendOptions {
   host?: string;
   /** 0 (default) picks a free port. */
   port?: number;
+  /** Answer each WebSocket upgrade this many ms late (a slow backend). Default 0. */
+  upgradeDelayMs?: number;
+  /** Refuse every WebSocket upgrade with this HTTP status instead of 101. Default: accept. */
+  upgradeStatus?: number;
 }
 
 /**
@@ -35,11 +39,18 @@ export class EchoBackend {
   #port = 0;
   readonly #host: string;
   readonly #wantedPort: number;
+  readonly #timers = new Set<NodeJS.Timeout>();
+  /** Delay of each upgrade answer in ms; may be changed while running. */
+  upgradeDelayMs: number;
+  /** When set, upgrades are refused with this status; may be changed while running. */
+  upgradeStatus: number | undefined;
 
   constructor(options: EchoBackendOptions) {
     this.id = options.id;
     this.#host = options.host ?? '127.0.0.1';
     this.#wantedPort = options.port ?? 0;
+    this.upgradeDelayMs = options.upgradeDelayMs ?? 0;
+    this.upgradeStatus = options.upgradeStatus;
     this.#server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -70,6 +81,22 @@ export class EchoBackend {
       server: this.#server,
       perMessageDeflate: false,
       maxPayload: 64 * 1024 * 1024,
+      verifyClient: (_info, done) => {
+        const status = this.upgradeStatus;
+        const answer = (): void =>
+          status === undefined
+            ? done(true)
+            : done(false, status, `refused by ${this.id}`, { 'x-backend': this.id });
+        if (this.upgradeDelayMs <= 0) {
+          answer();
+          return;
+        }
+        const timer = setTimeout(() => {
+          this.#timers.delete(timer);
+          answer();
+        }, this.upgradeDelayMs);
+        this.#timers.add(timer);
+      },
     });
     this.#wss.on('headers', (headers) => headers.push(`x-backend: ${this.id}`));
     this.#wss.on('connection', (ws, req) => {
@@ -137,6 +164,8 @@ export class EchoBackend {
   }
 
   async #closeServer(): Promise<void> {
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
     if (!this.#server.listening) return;
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
@@ -144,7 +173,13 @@ export class EchoBackend {
 
   /** Starts listening again on the same port (after kill/close), like a restarted process. */
   async restart(): Promise<EchoBackend> {
-    const again = new EchoBackend({ id: this.id, host: this.#host, port: this.#port });
+    const again = new EchoBackend({
+      id: this.id,
+      host: this.#host,
+      port: this.#port,
+      upgradeDelayMs: this.upgradeDelayMs,
+      upgradeStatus: this.upgradeStatus,
+    });
     return again.start();
   }
 }
