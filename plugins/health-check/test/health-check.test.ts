@@ -298,7 +298,14 @@ describe('slow start in a proxy', { timeout: 20_000 }, () => {
   it('a backend back from down takes a small share first, then its full share', async () => {
     const backends = await echo(2);
     // Generous check timeouts: a slow machine must not fail b1's checks and leave nothing up.
-    const plugin = healthCheck({ type: 'ws', interval: 50, timeout: 1000, rise: 1, fall: 2, slowStart: 1000 });
+    const plugin = healthCheck({
+      type: 'ws',
+      interval: 50,
+      timeout: 1000,
+      rise: 1,
+      fall: 2,
+      slowStart: 1000,
+    });
     const proxy = await startProxy({
       backends: backends.map((b) => ({ id: b.id, url: b.url })),
       plugins: [roundRobin(), plugin],
