@@ -194,6 +194,48 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
     await new Promise((resolve) => bare.once('close', resolve));
   });
 
+  it('reads a PROXY header in front of TLS (wss behind a front balancer)', async () => {
+    const cert = await makeCertificate();
+    const files = writeCertificate(cert);
+    cleanups.push(files.remove);
+    const backends = await startEchoBackends(1);
+    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    const wslb = await runWslb({
+      listen: {
+        host: '127.0.0.1',
+        port: 0,
+        proxyProtocol: true,
+        tls: { cert: files.certFile, key: files.keyFile },
+      },
+      backends: [{ id: 'b1', url: backends[0]!.url }],
+    });
+    cleanups.push(() => wslb.stop());
+    // A raw TCP connection carries the PROXY header, then TLS, then the upgrade.
+    const raw = netConnect(wslb.port, '127.0.0.1');
+    await new Promise((resolve) => raw.once('connect', resolve));
+    raw.write(
+      encodeProxyHeader('v1', {
+        sourceAddress: '198.51.100.23',
+        sourcePort: 5555,
+        destinationAddress: '127.0.0.1',
+        destinationPort: wslb.port,
+      }),
+    );
+    const secure = tlsConnect({ socket: raw, ca: cert.cert, servername: 'localhost' });
+    await new Promise((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
+    secure.write('GET /behind-front HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    let answer = '';
+    secure.on('data', (d: Buffer) => (answer += d.toString()));
+    await new Promise((resolve) => secure.once('close', resolve));
+    assert.match(answer, /^HTTP\/1\.1 200/);
+    const seen = backends[0]!.seen.find((s) => s.url === '/behind-front')!;
+    assert.equal(seen.headers['x-forwarded-for'], '198.51.100.23');
+    assert.equal(seen.headers['x-forwarded-proto'], 'https');
+  });
+
   it('closes a quiet tunnel after timeouts.idle and keeps a chatty one', async () => {
     const backends = await startEchoBackends(1);
     cleanups.push(() => Promise.all(backends.map((b) => b.close())));

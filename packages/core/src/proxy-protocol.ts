@@ -174,9 +174,21 @@ export function setProxiedAddress(socket: Socket, address: ProxiedAddress): void
   proxied.set(socket, address);
 }
 
-/** The announced address of a connection (looking through a TLS socket to its TCP socket). */
+type WrappingSocket = Socket & {
+  _parent?: Socket;
+  _handle?: { _parentWrap?: { stream?: Socket } } | null;
+};
+
+/**
+ * The announced address of a connection. A TLS socket is looked through to what it wraps: its
+ * TCP socket, or (TLS behind a PROXY header) the stream wslb handed to the TLS server.
+ */
 export function proxiedAddressOf(socket: Socket): ProxiedAddress | undefined {
-  return proxied.get(socket) ?? proxied.get((socket as Socket & { _parent?: Socket })._parent as Socket);
+  const own = proxied.get(socket);
+  if (own) return own;
+  const wrapping = socket as WrappingSocket;
+  const inner = wrapping._parent ?? wrapping._handle?._parentWrap?.stream;
+  return inner ? proxied.get(inner) : undefined;
 }
 
 /** The client end of a connection: announced by a PROXY header, else the TCP peer. */
