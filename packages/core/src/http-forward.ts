@@ -50,6 +50,21 @@ function sendError(res: ServerResponse, error: WslbError): void {
   res.end(body);
 }
 
+/**
+ * The body goes to the backend framed as the client framed it, whatever the headers say by now:
+ * Node sends a body of GET, DELETE, OPTIONS... unframed unless told, and a client could name
+ * Content-Length in its Connection header to strip it. Either way the backend would read the body
+ * as a next request on a shared keep-alive connection (request smuggling).
+ */
+function setBodyFraming(headers: HeaderMap, req: IncomingMessage): void {
+  delete headers['content-length'];
+  delete headers['transfer-encoding'];
+  // Node's parser accepts Transfer-Encoding only with chunked last (and never beside Content-Length).
+  if (req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
+  else if (req.headers['content-length'] !== undefined)
+    headers['content-length'] = req.headers['content-length'];
+}
+
 interface Attempt {
   proxyReq: ClientRequest;
   proxyRes: IncomingMessage;
@@ -73,6 +88,7 @@ function attemptRequest(
     if (engine.hooks.handshake.isUsed()) {
       await engine.runHook('handshake', () => engine.hooks.handshake.promise(ctx, upstream));
     }
+    setBodyFraming(upstream.headers, req);
     return new Promise<Attempt>((resolve, reject) => {
       const tls = backend.tls;
       const options = {
