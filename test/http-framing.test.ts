@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import {
   type EchoBackend,
@@ -6,7 +8,11 @@ import {
   assertNoLeakedHandles,
   startEchoBackend,
   startProxy,
+  waitFor,
+  webSocketKey,
 } from '@wslb/testing';
+import { checkResponses } from './helpers/fuzz.js';
+import { rawClient, upgradeHead, webSocketAccept } from './helpers/peers.js';
 import { rawExchange } from './helpers/raw.js';
 
 /*
@@ -80,5 +86,98 @@ describe('request body framing towards the backend', { timeout: 30_000 }, () => 
       backend.seen.slice(before).map((s) => s.url),
       ['/named', '/next'],
     );
+  });
+});
+
+/** A backend whose answers take `?ms=` milliseconds, and that accepts WebSocket upgrades. */
+async function slowBackend(): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((req, res) => {
+    const ms = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('ms') ?? 0);
+    setTimeout(() => res.end(`done ${req.url}`), ms);
+  });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  server.on('upgrade', (req, socket: Socket) => {
+    const accept = webSocketAccept(String(req.headers['sec-websocket-key']));
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+    );
+    socket.on('error', () => {});
+    socket.on('end', () => socket.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/*
+ * Pipelined requests: whatever the proxy writes raw on a connection (a 400 for a later request
+ * that does not parse, a 101, a 408 deadline) must wait for the responses to earlier requests.
+ */
+describe('pipelined requests', { timeout: 30_000 }, () => {
+  let backend: { url: string; close(): Promise<void> };
+  let proxy: TestProxy;
+
+  before(async () => {
+    backend = await slowBackend();
+    proxy = await startProxy({ backends: [{ id: 'slow', url: backend.url }], timeouts: { request: 300 } });
+  });
+
+  after(async () => {
+    await proxy.close();
+    await backend.close();
+    await assertNoLeakedHandles();
+  });
+
+  it('a request that does not parse is answered after the one before it, not instead of it', async () => {
+    const answer = await rawExchange(proxy.port, [
+      'GET /first?ms=100 HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\0 / HTTP/1.1\r\n\r\n',
+    ]);
+    const { statuses, problem } = checkResponses(Buffer.from(answer.text, 'latin1'));
+    assert.equal(problem, undefined);
+    assert.deepEqual(statuses, [200, 400]);
+    assert.ok(answer.text.includes('done /first?ms=100'));
+    assert.ok(answer.closed);
+  });
+
+  it('an upgrade behind a slow request gets its 101 after that response', async () => {
+    const client = await rawClient(proxy.port);
+    client.write(`GET /first?ms=100 HTTP/1.1\r\nHost: x\r\n\r\n${upgradeHead('/ws', webSocketKey())}`);
+    await client.until((c) => c.received.includes('101 Switching'), 'the 101');
+    const { statuses } = checkResponses(client.received);
+    assert.deepEqual(statuses, [200, 101]);
+    client.end();
+    await client.untilClosed();
+  });
+
+  it('a client that resets while its upgrade waits behind a slow response is simply gone', async () => {
+    const client = await rawClient(proxy.port);
+    client.write(`GET /first?ms=200 HTTP/1.1\r\nHost: x\r\n\r\n${upgradeHead('/ws', webSocketKey())}`);
+    await new Promise((r) => setTimeout(r, 50));
+    client.reset();
+    await client.untilClosed();
+    await waitFor(() => proxy.proxy.connections.active === 0, { message: 'no live connection' });
+    // The proxy is still fine.
+    const answer = await rawExchange(proxy.port, ['GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
+    assert.equal(answer.status, 200);
+  });
+
+  it('the header deadline is not armed while a pipelined response is still coming', async () => {
+    // timeouts.request is 300 ms; the second answer takes 600 ms and must not be cut by a 408.
+    const answer = await rawExchange(proxy.port, [
+      'GET /a?ms=0 HTTP/1.1\r\nHost: x\r\n\r\nGET /b?ms=600 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    ]);
+    const { statuses, problem } = checkResponses(Buffer.from(answer.text, 'latin1'));
+    assert.equal(problem, undefined);
+    assert.deepEqual(statuses, [200, 200]);
+    assert.ok(answer.text.includes('done /b?ms=600'));
   });
 });
