@@ -5,7 +5,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type { Backend } from './backend.js';
 import { Connection } from './context.js';
 import type { Engine } from './engine.js';
@@ -158,6 +158,28 @@ function attemptRequest(
   })();
 }
 
+const socketCloseCallbacks = new WeakMap<Socket, Set<() => void>>();
+
+/**
+ * Calls `fn` when the client connection closes; returns a function that cancels it. One 'close'
+ * listener per connection however many pipelined requests wait on it.
+ */
+function whenSocketCloses(socket: Socket, fn: () => void): () => void {
+  let callbacks = socketCloseCallbacks.get(socket);
+  if (!callbacks) {
+    const set = new Set<() => void>();
+    callbacks = set;
+    socketCloseCallbacks.set(socket, set);
+    socket.once('close', () => {
+      for (const callback of [...set]) callback();
+      set.clear();
+    });
+  }
+  callbacks.add(fn);
+  const set = callbacks;
+  return () => set.delete(fn);
+}
+
 /**
  * Plain HTTP: one context per request through the same hooks as a WebSocket; bodies stream both
  * ways; a retry on another backend happens only before any request byte was written.
@@ -198,6 +220,7 @@ export async function handleRequest(
   const finish = (reason: Parameters<Engine['finish']>[1], error?: WslbError): void => {
     if (finished) return;
     finished = true;
+    forgetSocket();
     engine.finish(
       ctx,
       reason,
@@ -210,12 +233,15 @@ export async function handleRequest(
   // While an attempt is in flight the main flow owns the ending (it releases the backend);
   // once the response streams, a client close ends the request here.
   let streaming = false;
-  res.on('close', () => {
+  const onClientGone = (): void => {
     if (res.writableFinished) return;
     clientGone = true;
     proxyReq?.destroy();
     if (streaming) finish('client-closed');
-  });
+  };
+  res.on('close', onClientGone);
+  // A response queued behind pipelined ones never emits 'close' when the connection drops.
+  const forgetSocket = whenSocketCloses(socket, onClientGone);
 
   try {
     const rejected = await engine.runConnect(ctx);
