@@ -170,6 +170,19 @@ describe('pipelined requests', { timeout: 30_000 }, () => {
     assert.equal(answer.status, 200);
   });
 
+  it('a client that half-closes after pipelined requests leaves no request counted', async () => {
+    const client = await rawClient(proxy.port);
+    client.write('GET /a?ms=150 HTTP/1.1\r\nHost: x\r\n\r\nGET /b?ms=150 HTTP/1.1\r\nHost: x\r\n\r\n');
+    client.end();
+    await client.untilClosed();
+    // Node drops the connection on the FIN; the queued second response never gets to close itself.
+    await waitFor(() => proxy.proxy.connections.active === 0, {
+      timeoutMs: 3000,
+      message: `no live request (active ${proxy.proxy.connections.active})`,
+    });
+    assert.equal(proxy.proxy.pool.get('slow')!.active, 0);
+  });
+
   it('the header deadline is not armed while a pipelined response is still coming', async () => {
     // timeouts.request is 300 ms; the second answer takes 600 ms and must not be cut by a 408.
     const answer = await rawExchange(proxy.port, [
