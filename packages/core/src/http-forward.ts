@@ -234,7 +234,9 @@ export async function handleRequest(
   // once the response streams, a client close ends the request here.
   let streaming = false;
   const onClientGone = (): void => {
-    if (res.writableFinished) return;
+    // Not res.writableFinished: a response written to a socket that just failed reads as finished
+    // but never emits 'finish', so only a finished request is done.
+    if (finished) return;
     clientGone = true;
     proxyReq?.destroy();
     if (streaming) finish('client-closed');
