@@ -1,9 +1,9 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ProxyConfig } from '@wslb/core';
-import type { ChildStats } from './proxy-child.js';
+import type { ChildStats, LiveConnection } from './proxy-child.js';
 
-export type { ChildStats };
+export type { ChildStats, LiveConnection };
 
 export interface ProxyProcess {
   child: ChildProcess;
@@ -11,6 +11,8 @@ export interface ProxyProcess {
   url: string;
   /** Heap (after a full GC when `gc`), RSS, open fds and the proxy's counters. */
   stats(gc?: boolean): Promise<ChildStats>;
+  /** The connections the proxy counts as live (seen by connect taps, not yet closed). */
+  live(): Promise<LiveConnection[]>;
   close(): Promise<void>;
 }
 
@@ -52,6 +54,7 @@ export async function startProxyProcess(config: Omit<ProxyConfig, 'listen'>): Pr
     port,
     url: `ws://127.0.0.1:${port}`,
     stats: async (gc = true) => (await ask<{ stats: ChildStats }>({ type: 'stats', gc }, 'stats')).stats,
+    live: async () => (await ask<{ connections: LiveConnection[] }>({ type: 'live' }, 'live')).connections,
     close: async () => {
       if (child.exitCode === null && child.connected) await ask({ type: 'close' }, 'closed');
       await exited;
