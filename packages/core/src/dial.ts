@@ -1,5 +1,5 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import type { Backend } from './backend.js';
 import { WslbError } from './errors.js';
 
@@ -21,16 +21,20 @@ export function dialBackend(backend: Backend, timeoutMs: number): Promise<Socket
     if (backend.secure) {
       const tls = backend.tls;
       const servername = tls?.servername ?? (isIP(backend.hostname) ? undefined : backend.hostname);
-      socket = tlsConnect({
+      // Half-open capable (Node passes this on to the socket; @types/node omits it for TLS).
+      const options: ConnectionOptions & { allowHalfOpen: boolean } = {
         host: backend.hostname,
         port: backend.port,
         servername,
         ca: tls?.ca,
         rejectUnauthorized: tls?.rejectUnauthorized ?? true,
         ALPNProtocols: ['http/1.1'],
-      });
+        allowHalfOpen: true,
+      };
+      socket = tlsConnect(options);
     } else {
-      socket = netConnect({ host: backend.hostname, port: backend.port });
+      // Half-open capable: a backend's FIN must not end the client-to-backend direction too.
+      socket = netConnect({ host: backend.hostname, port: backend.port, allowHalfOpen: true });
     }
     const readyEvent = backend.secure ? 'secureConnect' : 'connect';
     let timer: NodeJS.Timeout | undefined;

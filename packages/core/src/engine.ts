@@ -110,13 +110,29 @@ export class Engine implements TunnelOwner {
     const chosen = (await this.runHook('select', () => this.hooks.select.promise(ctx, candidates))) as
       Backend | undefined;
     if (chosen === undefined || chosen === null) return undefined;
-    if (!this.pool.has(chosen) || !chosen.available) {
+    // A candidate that filled up (or went down) while an async tap decided is stale, not invalid.
+    if (!this.pool.has(chosen) || (!chosen.available && !candidates.includes(chosen))) {
       throw new WslbError(
         'WSLB_ERR_INVALID_BACKEND',
         `select returned ${typeof chosen === 'object' ? `backend "${String((chosen as Backend).id)}"` : String(chosen)}, which is not an available backend`,
       );
     }
     return chosen;
+  }
+
+  /**
+   * Selects among the current candidates. Between the candidate list and the reservation a select
+   * tap may await; when the backend it returns is no longer available by then (another connection
+   * took its last slot), selects again among the backends still available.
+   */
+  async #choose(ctx: Connection, tried: ReadonlySet<Backend>): Promise<Backend | undefined> {
+    for (let stale = 0; stale <= this.pool.size; stale++) {
+      const candidates = this.pool.candidates(tried);
+      if (candidates.length === 0) return undefined;
+      const backend = await this.select(ctx, candidates);
+      if (!backend || backend.available) return backend;
+    }
+    return undefined;
   }
 
   /**
@@ -132,9 +148,7 @@ export class Engine implements TunnelOwner {
     const tried = new Set<Backend>();
     let lastError: WslbError | undefined;
     for (let i = 0; i <= this.settings.retries; i++) {
-      const candidates = this.pool.candidates(tried);
-      if (candidates.length === 0) break;
-      const backend = await this.select(ctx, candidates);
+      const backend = await this.#choose(ctx, tried);
       if (!backend || isGone()) break;
       tried.add(backend);
       ctx.backend = backend;

@@ -5,7 +5,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type { Backend } from './backend.js';
 import { Connection } from './context.js';
 import type { Engine } from './engine.js';
@@ -51,6 +51,21 @@ function sendError(res: ServerResponse, error: WslbError): void {
   res.end(body);
 }
 
+/**
+ * The body goes to the backend framed as the client framed it, whatever the headers say by now:
+ * Node sends a body of GET, DELETE, OPTIONS... unframed unless told, and a client could name
+ * Content-Length in its Connection header to strip it. Either way the backend would read the body
+ * as a next request on a shared keep-alive connection (request smuggling).
+ */
+function setBodyFraming(headers: HeaderMap, req: IncomingMessage): void {
+  delete headers['content-length'];
+  delete headers['transfer-encoding'];
+  // Node's parser accepts Transfer-Encoding only with chunked last (and never beside Content-Length).
+  if (req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
+  else if (req.headers['content-length'] !== undefined)
+    headers['content-length'] = req.headers['content-length'];
+}
+
 interface Attempt {
   proxyReq: ClientRequest;
   proxyRes: IncomingMessage;
@@ -74,6 +89,7 @@ function attemptRequest(
     if (engine.hooks.handshake.isUsed()) {
       await engine.runHook('handshake', () => engine.hooks.handshake.promise(ctx, upstream));
     }
+    setBodyFraming(upstream.headers, req);
     return new Promise<Attempt>((resolve, reject) => {
       const tls = backend.tls;
       const options = {
@@ -143,6 +159,28 @@ function attemptRequest(
   })();
 }
 
+const socketCloseCallbacks = new WeakMap<Socket, Set<() => void>>();
+
+/**
+ * Calls `fn` when the client connection closes; returns a function that cancels it. One 'close'
+ * listener per connection however many pipelined requests wait on it.
+ */
+function whenSocketCloses(socket: Socket, fn: () => void): () => void {
+  let callbacks = socketCloseCallbacks.get(socket);
+  if (!callbacks) {
+    const set = new Set<() => void>();
+    callbacks = set;
+    socketCloseCallbacks.set(socket, set);
+    socket.once('close', () => {
+      for (const callback of [...set]) callback();
+      set.clear();
+    });
+  }
+  callbacks.add(fn);
+  const set = callbacks;
+  return () => set.delete(fn);
+}
+
 /**
  * Plain HTTP: one context per request through the same hooks as a WebSocket; bodies stream both
  * ways; a retry on another backend happens only before any request byte was written.
@@ -183,6 +221,7 @@ export async function handleRequest(
   const finish = (reason: Parameters<Engine['finish']>[1], error?: WslbError): void => {
     if (finished) return;
     finished = true;
+    forgetSocket();
     engine.finish(
       ctx,
       reason,
@@ -195,12 +234,17 @@ export async function handleRequest(
   // While an attempt is in flight the main flow owns the ending (it releases the backend);
   // once the response streams, a client close ends the request here.
   let streaming = false;
-  res.on('close', () => {
-    if (res.writableFinished) return;
+  const onClientGone = (): void => {
+    // Not res.writableFinished: a response written to a socket that just failed reads as finished
+    // but never emits 'finish', so only a finished request is done.
+    if (finished) return;
     clientGone = true;
     proxyReq?.destroy();
     if (streaming) finish('client-closed');
-  });
+  };
+  res.on('close', onClientGone);
+  // A response queued behind pipelined ones never emits 'close' when the connection drops.
+  const forgetSocket = whenSocketCloses(socket, onClientGone);
 
   try {
     const rejected = await engine.runConnect(ctx);

@@ -24,7 +24,26 @@ import { readProxyHeader, setProxiedAddress } from './proxy-protocol.js';
 import { handleTcpConnection } from './tcp-forward.js';
 
 const kRequestTimer = Symbol('wslb.requestTimer');
-type TimedSocket = Socket & { [kRequestTimer]?: NodeJS.Timeout | undefined };
+const kInFlight = Symbol('wslb.inFlight');
+const kAfterInFlight = Symbol('wslb.afterInFlight');
+type TimedSocket = Socket & {
+  [kRequestTimer]?: NodeJS.Timeout | undefined;
+  /** Requests on this connection whose response is not finished (pipelining). */
+  [kInFlight]?: number;
+  /** What to do with the socket once those are finished (an upgrade, or a 400 to write). */
+  [kAfterInFlight]?: (() => void) | undefined;
+};
+
+/**
+ * Runs `next` once every earlier pipelined response went out, so that the raw bytes it writes
+ * (a 101, a 400) never land before or inside a response to an earlier request.
+ */
+function afterInFlight(socket: TimedSocket, next: () => void): void {
+  if ((socket[kInFlight] ?? 0) > 0) socket[kAfterInFlight] = next;
+  else next();
+}
+
+function ignoreError(): void {}
 
 function clearRequestTimer(socket: TimedSocket): void {
   const timer = socket[kRequestTimer];
@@ -216,9 +235,16 @@ function createWebServer(engine: Engine, tlsOptions: SecureContextOptions | unde
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket as TimedSocket;
     clearRequestTimer(socket);
-    // The next request on a keep-alive connection gets the same header-read deadline.
-    res.once('finish', () => {
-      if (!socket.destroyed) armRequestTimer(socket, engine.settings.timeouts.request);
+    socket[kInFlight] = (socket[kInFlight] ?? 0) + 1;
+    res.once('close', () => {
+      const left = (socket[kInFlight] ?? 1) - 1;
+      socket[kInFlight] = left;
+      if (left > 0 || socket.destroyed) return;
+      const next = socket[kAfterInFlight];
+      socket[kAfterInFlight] = undefined;
+      if (next) next();
+      // The next request on a keep-alive connection gets the same header-read deadline.
+      else armRequestTimer(socket, engine.settings.timeouts.request);
     });
     handleRequest(engine, req, res, secure).catch((err: unknown) => {
       engine.log.error({ err }, 'request handler failed');
@@ -226,21 +252,37 @@ function createWebServer(engine: Engine, tlsOptions: SecureContextOptions | unde
     });
   });
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    clearRequestTimer(socket as TimedSocket);
-    handleUpgrade(engine, req, socket, head, secure).catch((err: unknown) => {
-      engine.log.error({ err }, 'upgrade handler failed');
-      socket.destroy();
-    });
+    const timed = socket as TimedSocket;
+    clearRequestTimer(timed);
+    const start = (): void => {
+      handleUpgrade(engine, req, socket, head, secure).catch((err: unknown) => {
+        engine.log.error({ err }, 'upgrade handler failed');
+        socket.destroy();
+      });
+    };
+    if ((timed[kInFlight] ?? 0) === 0) {
+      start();
+      return;
+    }
+    // Node removed its error listener at the upgrade: a reset while this waits must stay handled.
+    socket.on('error', ignoreError);
+    timed[kAfterInFlight] = () => {
+      socket.off('error', ignoreError);
+      start();
+    };
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    clearRequestTimer(socket as TimedSocket);
+    const timed = socket as TimedSocket;
+    clearRequestTimer(timed);
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
+    // The parser stays failed: later bytes raise this again while the answer waits its turn.
+    if (timed[kAfterInFlight]) return;
     const answer = clientErrorStatus(err);
     engine.log.debug({ code: answer.code, parser: err.code, remote: socket.remoteAddress }, 'bad request');
-    writeAnswer(socket, answer.status, answer.message);
+    afterInFlight(timed, () => writeAnswer(socket, answer.status, answer.message));
   });
   if (secure) {
     server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());

@@ -120,6 +120,9 @@ export class Tunnel {
       this.finish(this.client.destroyed ? 'client-closed' : 'backend-closed', undefined);
       return;
     }
+    // A FIN read during the handshake emitted 'end' before these listeners existed: pass it on now.
+    if (this.client.readableEnded) onEnd.call(this.client);
+    if (this.backend.readableEnded) onEnd.call(this.backend);
     this.client.resume();
     this.backend.resume();
   }
