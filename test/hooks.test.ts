@@ -230,3 +230,39 @@ describe('hooks', { timeout: 60_000 }, () => {
     assert.equal(answer.status, 500);
   });
 });
+
+describe('refused connections', { timeout: 30_000 }, () => {
+  it('reach the close hook and the access log, and leave the counters alone', async () => {
+    const backends = await startEchoBackends(1);
+    const proxy = await startProxy({
+      backends: [{ id: 'b1', url: backends[0]!.url }],
+      limits: { perClient: 1 },
+    });
+    try {
+      const closes: CloseInfo[] = [];
+      proxy.proxy.hooks.close.tap('test', (_ctx, info) => void closes.push(info));
+      const bad = await upgradeRequest(proxy.url, {
+        'sec-websocket-key': 'nope',
+        'sec-websocket-version': '13',
+      });
+      assert.equal(bad.status, 400);
+      const first = await openClient(proxy.url);
+      const second = await upgradeRequest(proxy.url, upgradeHeaders());
+      assert.equal(second.status, 429);
+      assert.deepEqual(
+        closes.map((c) => [c.reason, c.status, c.error?.code]),
+        [
+          ['rejected', 400, 'WSLB_ERR_BAD_WEBSOCKET_KEY'],
+          ['rejected', 429, 'WSLB_ERR_TOO_MANY_PER_CLIENT'],
+        ],
+      );
+      assert.equal(proxy.proxy.connections.active, 1);
+      await closeAll([first]);
+      await waitFor(() => proxy.proxy.connections.active === 0);
+    } finally {
+      await proxy.close();
+      await Promise.all(backends.map((b) => b.close()));
+    }
+    await assertNoLeakedHandles();
+  });
+});

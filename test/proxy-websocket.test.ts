@@ -18,7 +18,7 @@ import {
   webSocketKey,
 } from '@wslb/testing';
 import WebSocket from 'ws';
-import { deadPort, refusingBackend } from './helpers/servers.js';
+import { deadPort, rawBackend, refusingBackend } from './helpers/servers.js';
 
 describe('WebSocket through createProxy', { timeout: 60_000 }, () => {
   let backends: EchoBackend[];
@@ -217,6 +217,30 @@ describe('WebSocket failures through createProxy', { timeout: 60_000 }, () => {
     assert.deepEqual(perBackend, { b1: 6 });
     assert.ok(proxy.proxy.pool.get('dead')!.failures >= 1);
     await closeAll(clients);
+  });
+
+  it('retries the upgrade on another backend when one closes without answering', async () => {
+    const [alive] = (await startEchoBackends(1)).map(cleanup);
+    const hangUp = cleanup(await rawBackend((socket) => socket.once('data', () => socket.destroy())));
+    const proxy = cleanup(
+      await startProxy({
+        backends: [
+          { id: 'hangs-up', url: hangUp.url },
+          { id: alive!.id, url: alive!.url },
+        ],
+        plugins: [roundRobin()],
+      }),
+    );
+    const { clients, perBackend } = await openClients(proxy.url, 4);
+    assert.deepEqual(perBackend, { b1: 4 });
+    assert.ok(proxy.proxy.pool.get('hangs-up')!.failures >= 1, 'counted as a failure for passive checks');
+    await closeAll(clients);
+    const onlyHangUp = cleanup(await startProxy({ backends: [{ id: 'hangs-up', url: hangUp.url }] }));
+    const answer = await upgradeRequest(onlyHangUp.url, {
+      'sec-websocket-key': webSocketKey(),
+      'sec-websocket-version': '13',
+    });
+    assert.equal(answer.status, 502);
   });
 
   it('answers 502 when every backend is dead', async () => {

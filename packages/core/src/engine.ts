@@ -162,7 +162,7 @@ export class Engine implements TunnelOwner {
         ctx.backend = undefined;
         const error = toWslbError(err);
         lastError = error;
-        if (error.code === 'WSLB_ERR_BACKEND_CONNECT') {
+        if (error.code === 'WSLB_ERR_BACKEND_CONNECT' || error.retryable) {
           this.callSync('backendFailure', () => this.pool.reportFailure(backend, error));
           ctx.log.debug({ backend: backend.id, err: error.message }, 'backend attempt failed');
           if (isGone()) break;
@@ -222,9 +222,10 @@ export class Engine implements TunnelOwner {
 
   /** Logs a fault with its code and tells error taps (whose own faults are only logged). */
   reportError(ctx: Connection | undefined, error: WslbError): void {
-    const log = ctx?.log ?? this.log;
+    // The root logger with the connection id: no child logger made for a refused request.
+    const log = this.log;
     const level = error.status >= 500 && error.code !== 'WSLB_ERR_SHUTTING_DOWN' ? 'warn' : 'debug';
-    log[level]({ code: error.code, err: error.message }, 'connection failed');
+    log[level]({ conn: ctx?.id, code: error.code, err: error.message }, 'connection failed');
     if (!this.hooks.error.isUsed()) return;
     try {
       this.hooks.error.call(ctx, error);
@@ -251,6 +252,31 @@ export class Engine implements TunnelOwner {
     const fromClient = (this.perClient.get(ctx.clientAddress) ?? 1) - 1;
     if (fromClient <= 0) this.perClient.delete(ctx.clientAddress);
     else this.perClient.set(ctx.clientAddress, fromClient);
+    this.#report(ctx, reason, status, error, bytesIn, bytesOut);
+    if (this.active === 0 && this.#idleWaiters.length > 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /**
+   * A connection turned away before it was admitted (bad upgrade headers, limits): the close
+   * hook and the access line see it, the live counters never did.
+   */
+  refuse(ctx: Connection, error: WslbError, bytesIn: number): void {
+    this.#report(ctx, 'rejected', error.status, error, bytesIn, 0);
+  }
+
+  #report(
+    ctx: Connection,
+    reason: CloseReason,
+    status: number,
+    error: WslbError | undefined,
+    bytesIn: number,
+    bytesOut: number,
+  ): void {
+    const backend = ctx.backend;
     const info: CloseInfo = {
       reason,
       status,
@@ -280,11 +306,6 @@ export class Engine implements TunnelOwner {
         code: error?.code,
         msg: 'access',
       });
-    }
-    if (this.active === 0 && this.#idleWaiters.length > 0) {
-      const waiters = this.#idleWaiters;
-      this.#idleWaiters = [];
-      for (const w of waiters) w();
     }
   }
 

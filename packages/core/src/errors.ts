@@ -72,6 +72,8 @@ export class WslbError extends Error {
    * author chose the words); false for wslb's own, whose details (addresses, causes) stay in logs.
    */
   expose = false;
+  /** Set on a failed attempt that another backend may take over (nothing was answered yet). */
+  retryable = false;
 
   constructor(code: ErrorCode | (string & {}), message?: string, options: WslbErrorOptions = {}) {
     const known = (ERRORS as Record<string, ErrorDefinition>)[code];

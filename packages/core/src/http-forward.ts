@@ -211,6 +211,7 @@ export async function handleRequest(
   if (refused) {
     engine.reportError(ctx, refused);
     sendError(res, refused);
+    engine.refuse(ctx, refused, 0);
     return;
   }
   const inStart = socket.bytesRead;

@@ -50,12 +50,6 @@ export async function handleUpgrade(
 ) {
   // Attached first, removed only when the tunnel takes over the socket.
   client.on('error', ignoreError);
-  const invalid = checkUpgrade(req);
-  if (invalid) {
-    engine.log.debug({ code: invalid.code, remote: client.remoteAddress }, 'upgrade refused');
-    writeAnswer(client, invalid.status, publicMessage(invalid), invalid.headers);
-    return;
-  }
   const { address: peer, port: peerPort } = peerOf(client);
   const trusted = engine.settings.trusted;
   const ctx = new Connection(
@@ -67,10 +61,11 @@ export async function handleUpgrade(
     secure,
     { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers },
   );
-  const refused = engine.admit(ctx);
+  const refused = checkUpgrade(req) ?? engine.admit(ctx);
   if (refused) {
     engine.reportError(ctx, refused);
     writeAnswer(client, refused.status, publicMessage(refused), refused.headers);
+    engine.refuse(ctx, refused, client.bytesRead);
     return;
   }
 
@@ -105,7 +100,13 @@ export async function handleUpgrade(
           socket,
           engine.settings.limits.headerSize,
           engine.settings.timeouts.handshake,
-        );
+        ).catch((err: WslbError) => {
+          socket.destroy();
+          // Closed without a byte of answer (nginx's proxy_next_upstream error): the next
+          // backend may take the upgrade; nothing reached the client yet.
+          if (err.code === 'WSLB_ERR_BACKEND_CLOSED') err.retryable = true;
+          throw err;
+        });
         return { socket, answer };
       },
       () => clientGone,
