@@ -5,13 +5,13 @@ import type { Logger } from 'pino';
 import type { Backend } from './backend.js';
 import type { ResolvedLimits, ResolvedTimeouts } from './config.js';
 import type { Connection } from './context.js';
-import { dialBackend } from './dial.js';
+import { dialBackend, tuneSocket } from './dial.js';
 import { WslbError, toWslbError } from './errors.js';
 import type { CloseInfo, CloseReason, ConnectRejection, ProxyHooks } from './hooks.js';
 import type { BackendPool } from './pool.js';
 import { TrustedProxies } from './forwarded.js';
 import { proxyHeaderFor } from './proxy-protocol.js';
-import type { Tunnel, TunnelOwner } from './tunnel.js';
+import { Tunnel, type TunnelOwner } from './tunnel.js';
 
 export interface EngineSettings {
   timeouts: ResolvedTimeouts;
@@ -313,6 +313,25 @@ export class Engine implements TunnelOwner {
   whenIdle(): Promise<void> {
     if (this.active === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /**
+   * Pairs a client with its connected backend in a tunnel (not flowing until `start()`); the
+   * caller writes what must go first (the 101), then runs the open hook and starts it.
+   */
+  openTunnel(client: Socket, backend: Socket, ctx: Connection): Tunnel {
+    tuneSocket(client);
+    const { idle, halfClose } = this.settings.timeouts;
+    const tunnel = new Tunnel(client, backend, ctx, this, idle, halfClose);
+    this.tunnels.add(tunnel);
+    return tunnel;
+  }
+
+  /** Runs open taps; true when one threw (the caller closes the tunnel). */
+  openFailed(ctx: Connection): boolean {
+    return (
+      this.hooks.open.isUsed() && this.callSync('open', () => this.hooks.open.call(ctx), ctx) !== undefined
+    );
   }
 
   /** Ends every tunnel of one backend (a removed backend past its grace period). */

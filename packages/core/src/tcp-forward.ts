@@ -1,10 +1,8 @@
 import type { Socket } from 'node:net';
 import { Connection } from './context.js';
-import { tuneSocket } from './dial.js';
 import type { Engine } from './engine.js';
 import { toWslbError } from './errors.js';
 import { peerOf } from './proxy-protocol.js';
-import { Tunnel } from './tunnel.js';
 import { reasonOf } from './ws-upgrade.js';
 
 function ignoreError(): void {}
@@ -46,17 +44,8 @@ export async function handleTcpConnection(engine: Engine, client: Socket, secure
     if (clientGone) throw new Error('client went away');
     client.off('close', onClientGone);
     client.off('error', ignoreError);
-    tuneSocket(client);
-    const tunnel = new Tunnel(
-      client,
-      socket,
-      ctx,
-      engine,
-      engine.settings.timeouts.idle,
-      engine.settings.timeouts.halfClose,
-    );
-    engine.tunnels.add(tunnel);
-    if (engine.hooks.open.isUsed() && engine.callSync('open', () => engine.hooks.open.call(ctx), ctx)) {
+    const tunnel = engine.openTunnel(client, socket, ctx);
+    if (engine.openFailed(ctx)) {
       tunnel.finish('error', undefined);
       return;
     }

@@ -2,14 +2,12 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { responseHead, writeAnswer } from './answer.js';
 import { Connection } from './context.js';
-import { tuneSocket } from './dial.js';
 import type { Engine } from './engine.js';
 import { WslbError, publicMessage, toWslbError } from './errors.js';
 import { clientAddressOf } from './forwarded.js';
 import { peerOf } from './proxy-protocol.js';
 import type { HeaderMap, UpstreamResponse } from './hooks.js';
 import { BodyFramer, readResponseHead } from './response-head.js';
-import { Tunnel } from './tunnel.js';
 import { buildUpstreamRequest, upgradeRequestHead } from './upstream-request.js';
 
 const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
@@ -133,25 +131,13 @@ export async function handleUpgrade(
     client.off('close', onClientGone);
     client.off('error', ignoreError);
     socket.off('error', ignoreError);
-    tuneSocket(client);
-    const tunnel = new Tunnel(
-      client,
-      socket,
-      ctx,
-      engine,
-      engine.settings.timeouts.idle,
-      engine.settings.timeouts.halfClose,
-    );
-    engine.tunnels.add(tunnel);
+    const tunnel = engine.openTunnel(client, socket, ctx);
     client.write(responseHead(101, response.statusMessage || 'Switching Protocols', response.headers));
-    if (engine.hooks.open.isUsed()) {
-      const failed = engine.callSync('open', () => engine.hooks.open.call(ctx), ctx);
-      if (failed) {
-        // Nothing of the backend's frames went out yet, so a close frame lands on a boundary.
-        client.end(CLOSE_1011);
-        socket.destroy();
-        return;
-      }
+    if (engine.openFailed(ctx)) {
+      // Nothing of the backend's frames went out yet, so a close frame lands on a boundary.
+      client.end(CLOSE_1011);
+      socket.destroy();
+      return;
     }
     if (answer.rest.length > 0) client.write(answer.rest);
     tunnel.start();
