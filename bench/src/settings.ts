@@ -1,0 +1,77 @@
+import { TARGETS, type TargetKey } from './targets.js';
+
+export interface Settings {
+  quick: boolean;
+  rounds: number;
+  warmupMs: number;
+  durationMs: number;
+  pauseMs: number;
+  /** Idle tunnels held open for the RSS figure. */
+  tunnels: number;
+  idleWarmupMs: number;
+  idleSettleMs: number;
+  handshakeConcurrency: number;
+  bulkConnections: number;
+  bulkWindow: number;
+  generators: number;
+  targets: TargetKey[];
+  install: boolean;
+  profile: boolean;
+  /** Where the report goes; by default bench/RESULTS.md for a full run, bench/.work for others. */
+  out: string | undefined;
+  /** Saves this run under bench/history/<name>.json, for the optimization log. */
+  record: string | undefined;
+  note: string | undefined;
+  argv: string[];
+}
+
+export const USAGE = `npm run bench -- [options]
+  --quick              short windows, 1 round, 1,000 idle tunnels (under a minute)
+  --rounds N           rounds of A B C ... interleaving (default 3; figures are medians)
+  --duration S         seconds measured per target and scenario (default 5)
+  --tunnels N          idle tunnels for the RSS figure (default 9000)
+  --generators N       load generator processes (default 2)
+  --targets a,b        subset of: ${TARGETS.map((t) => t.key).join(', ')}
+  --profile            then profile wslb (--cpu-prof, heap snapshot) and add the summary
+  --out FILE           write the report there
+  --record NAME        keep this run in bench/history/NAME.json (with --note TEXT)
+  --no-install         never apt-get install nginx/haproxy`;
+
+export function parseSettings(argv: string[]): Settings {
+  const flag = (name: string): boolean => argv.includes(name);
+  const value = (name: string): string | undefined => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  if (flag('--help')) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const quick = flag('--quick');
+  const targets = (value('--targets')?.split(',') ?? TARGETS.map((t) => t.key)) as TargetKey[];
+  for (const t of targets) {
+    if (!TARGETS.some((k) => k.key === t)) throw new Error(`unknown target "${t}"\n${USAGE}`);
+  }
+  const duration = Number(value('--duration') ?? (quick ? 1 : 5));
+  return {
+    quick,
+    rounds: Number(value('--rounds') ?? (quick ? 1 : 3)),
+    warmupMs: quick ? 250 : 1000,
+    durationMs: duration * 1000,
+    pauseMs: quick ? 50 : 500,
+    tunnels: Number(value('--tunnels') ?? (quick ? 1000 : 9000)),
+    idleWarmupMs: quick ? 200 : 1000,
+    idleSettleMs: quick ? 300 : 2000,
+    handshakeConcurrency: 64,
+    bulkConnections: 4,
+    bulkWindow: 4,
+    generators: Number(value('--generators') ?? 2),
+    targets,
+    install: !flag('--no-install'),
+    profile: flag('--profile'),
+    out: value('--out'),
+    record: value('--record'),
+    note: value('--note'),
+    argv,
+  };
+}
