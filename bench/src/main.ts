@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   const perRound = new Map<TargetKey, Array<Record<string, number>>>();
   const unavailable = new Map<TargetKey, string>();
   const errors: string[] = [];
-  const list = scenarios(settings);
+  const list = scenarios(settings).filter((sc) => !settings.only || settings.only.includes(sc.key));
   let profile: string | undefined;
   try {
     for (let round = 1; round <= settings.rounds; round++) {
@@ -42,6 +42,7 @@ async function main(): Promise<void> {
         const started = await startTarget(key, {
           workDir: join(workDir, `round${round}`),
           backendPorts: backends.ports,
+          wslbNodeArgs: settings.wslbNodeArgs,
         });
         if ('unavailable' in started) {
           unavailable.set(key, started.unavailable);

@@ -9,7 +9,7 @@ import { type RunningTarget, type TargetKey, startTarget } from './targets.js';
 
 /**
  * Profiles of wslb under the benchmark's own load: a CPU profile of the handshake scenario, one
- * of the 1,000-connection echo, and a heap snapshot at the idle-tunnel peak. Each runs on a fresh
+ * of the 1,000-connection echo, one of bulk, and a heap snapshot at the idle-tunnel peak. Each runs on a fresh
  * wslb so that the figures are not mixed.
  */
 
@@ -144,6 +144,20 @@ export async function profileWslb(
   const cpuRuns: Array<{ title: string; run: (t: RunningTarget) => Promise<unknown> }> = [
     { title: 'handshakes', run: (t) => runHandshakes(gens, t, backends, settings) },
     { title: 'echo 64 B x1000', run: (t) => runEcho('e1000', gens, t, backends, settings, 1000, 64, 1) },
+    {
+      title: 'bulk 64 KiB',
+      run: (t) =>
+        runEcho(
+          'bulk',
+          gens,
+          t,
+          backends,
+          settings,
+          settings.bulkConnections,
+          64 * 1024,
+          settings.bulkWindow,
+        ),
+    },
   ];
   for (const { title, run } of cpuRuns) {
     const profDir = join(dir, title.replace(/\W+/g, '-'));

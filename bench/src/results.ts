@@ -277,7 +277,14 @@ function historyTable(entries: readonly HistoryEntry[]): string {
 }
 
 function isFullRun(s: Settings): boolean {
-  return !s.quick && s.rounds >= 3 && s.targets.length === 6 && s.tunnels >= 9000 && s.durationMs >= 5000;
+  return (
+    !s.quick &&
+    !s.only &&
+    s.rounds >= 3 &&
+    s.targets.length === 6 &&
+    s.tunnels >= 9000 &&
+    s.durationMs >= 5000
+  );
 }
 
 export function writeResults(report: RunReport, log: (line: string) => void): void {

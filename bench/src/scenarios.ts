@@ -216,6 +216,8 @@ export async function runIdle(
 }
 
 export type Scenario = {
+  /** Short name for --only. */
+  key: string;
   name: string;
   run: (
     gens: Generator[],
@@ -232,18 +234,21 @@ const f2 = (n: number | undefined): string => (n === undefined || !Number.isFini
 export function scenarios(s: Settings): Scenario[] {
   return [
     {
+      key: 'idle',
       name: `idle tunnels x${s.tunnels}`,
       run: runIdle,
       line: (f) =>
         `${f.idle_tunnels} tunnels, RSS +${f1((f.idle_after ?? 0) - (f.idle_before ?? 0))} MiB, ${f2(f.idle_kib)} KiB/tunnel`,
     },
     {
+      key: 'handshakes',
       name: 'handshakes',
       run: runHandshakes,
       line: (f) =>
         `${Math.round(f.hs_rate!)}/s p50 ${f2(f.hs_p50)} p99 ${f2(f.hs_p99)} ms, ${f1(f.hs_cpu)} us/handshake, proxy ${Math.round(f.hs_proxyPct!)}% gen ${Math.round(f.hs_genPct!)}%`,
     },
     ...[100, 1000].map((n) => ({
+      key: `echo${n}`,
       name: `echo 64 B x${n}`,
       run: (g: Generator[], t: RunningTarget, b: Backends, st: Settings) =>
         runEcho(`e${n}`, g, t, b, st, n, 64, 1),
@@ -251,6 +256,7 @@ export function scenarios(s: Settings): Scenario[] {
         `${Math.round(f[`e${n}_rate`]!)} msg/s p50 ${f2(f[`e${n}_p50`])} p99 ${f2(f[`e${n}_p99`])} p99.9 ${f2(f[`e${n}_p999`])} ms, ${f2(f[`e${n}_cpu`])} us/msg, proxy ${Math.round(f[`e${n}_proxyPct`]!)}% gen ${Math.round(f[`e${n}_genPct`]!)}%`,
     })),
     {
+      key: 'bulk',
       name: 'bulk 64 KiB',
       run: (g, t, b, st) => runEcho('bulk', g, t, b, st, st.bulkConnections, 64 * 1024, st.bulkWindow),
       line: (f) =>

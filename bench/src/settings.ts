@@ -15,6 +15,10 @@ export interface Settings {
   bulkWindow: number;
   generators: number;
   targets: TargetKey[];
+  /** Scenarios to run (all when undefined): idle, handshakes, echo100, echo1000, bulk. */
+  only: string[] | undefined;
+  /** Extra node flags for the wslb processes, space separated (--wslb-node-args "--trace-gc"). */
+  wslbNodeArgs: string[];
   install: boolean;
   profile: boolean;
   /** Where the report goes; by default bench/RESULTS.md for a full run, bench/.work for others. */
@@ -32,6 +36,8 @@ export const USAGE = `npm run bench -- [options]
   --tunnels N          idle tunnels for the RSS figure (default 9000)
   --generators N       load generator processes (default 2)
   --targets a,b        subset of: ${TARGETS.map((t) => t.key).join(', ')}
+  --wslb-node-args "..."  node flags for the wslb processes (e.g. "--trace-gc")
+  --only a,b           subset of scenarios: idle, handshakes, echo100, echo1000, bulk
   --profile            then profile wslb (--cpu-prof, heap snapshot) and add the summary
   --out FILE           write the report there
   --record NAME        keep this run in bench/history/NAME.json (with --note TEXT)
@@ -67,6 +73,8 @@ export function parseSettings(argv: string[]): Settings {
     bulkWindow: 4,
     generators: Number(value('--generators') ?? 2),
     targets,
+    only: value('--only')?.split(','),
+    wslbNodeArgs: value('--wslb-node-args')?.split(' ').filter(Boolean) ?? [],
     install: !flag('--no-install'),
     profile: flag('--profile'),
     out: value('--out'),
