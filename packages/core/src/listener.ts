@@ -25,6 +25,11 @@ function clearRequestTimer(socket: TimedSocket): void {
   }
 }
 
+/** A shared listener rather than a closure per socket: idle tunnels keep their client socket. */
+function onSocketClose(this: TimedSocket): void {
+  clearRequestTimer(this);
+}
+
 function onRequestTimeout(this: TimedSocket): void {
   this[kRequestTimer] = undefined;
   const err = new WslbError('WSLB_ERR_REQUEST_TIMEOUT');
@@ -86,7 +91,7 @@ export function createListener(engine: Engine, config: ListenConfig, baseDir: st
   const connectionEvent = secure ? 'secureConnection' : 'connection';
   server.on(connectionEvent, (socket: TimedSocket) => {
     armRequestTimer(socket, engine.settings.timeouts.request);
-    socket.once('close', () => clearRequestTimer(socket));
+    socket.on('close', onSocketClose);
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket as TimedSocket;
@@ -102,6 +107,8 @@ export function createListener(engine: Engine, config: ListenConfig, baseDir: st
   });
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     clearRequestTimer(socket as TimedSocket);
+    // No request timer can be armed on it again: an idle tunnel keeps one listener less.
+    socket.off('close', onSocketClose);
     handleUpgrade(engine, req, socket, head, secure).catch((err: unknown) => {
       engine.log.error({ err }, 'upgrade handler failed');
       socket.destroy();
