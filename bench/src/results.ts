@@ -142,6 +142,45 @@ function machine(): string[][] {
   ];
 }
 
+/** What the profiles of wslb show for each target it can miss; printed only for missed ones. */
+const WHY: Array<[string, string]> = [
+  [
+    'CPU per handshake',
+    "CPU per handshake: a handshake is an accept through Node's http server (llhttp, an " +
+      'IncomingMessage), a net.connect to the backend, two header writes and, at the end, two net.Socket ' +
+      'stream pairs torn down. The handshake profile has its top in the connect, write and close system ' +
+      'calls and in the construction of net.Socket and its stream states; nginx does the same system ' +
+      "calls from C with preallocated connection structures. wslb's own work per handshake (hooks, " +
+      'header copy, parsing the 101) is spread below the top entries.',
+  ],
+  [
+    'CPU per echo message',
+    'CPU per echo message: each chunk goes libuv read, a new Buffer, Readable "data", Writable.write, ' +
+      'uv_try_write, then a process.nextTick for the write callback. The echo profile has most of the ' +
+      'time in the write system call (writeBuffer) and the rest spread over the stream machinery; going ' +
+      "below that needs the socket's internal handle (Node internals), which wslb does not use.",
+  ],
+  [
+    'bulk MB/s',
+    'bulk MB/s: throughput here is set by the window (4 x 4 x 64 KiB in flight) over the round trip, so ' +
+      "it moves with every process on the machine; the proxy's own cost is the ms/MB column. Every read " +
+      'allocates a fresh 64 KiB buffer (a socket accepted by http.Server cannot read into a reused one), ' +
+      'and at this rate their external memory makes V8 request old-space collections: the ' +
+      '"(garbage collector)" share in the bulk profile.',
+  ],
+  [
+    'RSS per idle tunnel',
+    'RSS per idle tunnel: two net.Socket objects with their Readable/Writable states, two TCP handles ' +
+      '(uv_tcp_t and TCPWrap, outside the JS heap), the context with the request headers and the Tunnel. ' +
+      'The heap table lists what the JS heap holds per tunnel; the rest of the RSS is native.',
+  ],
+  [
+    'RTT p99',
+    'RTT p99: the round trip holds two event-loop turns of wslb on a machine where the generators, ' +
+      'the backends and the proxy compete for two cores; the tail follows the CPU per message above.',
+  ],
+];
+
 /** The wslb row the targets apply to: with plugins when installed, else the plain one. */
 function wslbRow(rows: readonly ResultRow[]): ResultRow | undefined {
   return (
@@ -194,7 +233,17 @@ function targetsTable(rows: readonly ResultRow[]): string {
       'ms',
     ),
   ];
-  return `Measured on: **${w.label}**\n\n${formatTable(['target', 'wslb', 'limit', 'result'], rowsOut)}`;
+  const missed = rowsOut.filter((r) => r[3]!.startsWith('missed')).map((r) => r[0]!);
+  const why = [...new Set(missed.map((goal) => WHY.find(([prefix]) => goal.startsWith(prefix))?.[1]))]
+    .filter((text): text is string => text !== undefined)
+    .map((text) => `- ${text}`);
+  return [
+    `Measured on: **${w.label}**`,
+    formatTable(['target', 'wslb', 'limit', 'result'], rowsOut),
+    ...(why.length > 0
+      ? [`Why the missed ones are missed (see the profile section for the evidence):\n\n${why.join('\n')}`]
+      : []),
+  ].join('\n\n');
 }
 
 function tables(report: RunReport): string {

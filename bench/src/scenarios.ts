@@ -193,7 +193,9 @@ export async function runIdle(
   await Promise.all(gens.map((g) => g.send({ cmd: 'handshakes', ports: target.ports, concurrency: 16 })));
   await sleep(s.idleWarmupMs);
   await Promise.all(gens.map((g) => g.send({ cmd: 'settle-handshakes' })));
-  await sleep(500);
+  // Both readings after the same quiet time, so a garbage collector that tidies up when idle
+  // (V8's memory reducer) has had the same chance before each.
+  await sleep(s.idleSettleMs);
   const pids = target.pids();
   const before = treeRssKiB(pids);
   if (probes.atBaseline) await probes.atBaseline(target);

@@ -67,7 +67,7 @@ export function parseSettings(argv: string[]): Settings {
     pauseMs: quick ? 50 : 500,
     tunnels: Number(value('--tunnels') ?? (quick ? 1000 : 9000)),
     idleWarmupMs: quick ? 200 : 1000,
-    idleSettleMs: quick ? 300 : 2000,
+    idleSettleMs: quick ? 300 : 5000,
     handshakeConcurrency: 64,
     bulkConnections: 4,
     bulkWindow: 4,
