@@ -152,6 +152,7 @@ export async function handleUpgrade(
       }
     }
     if (answer.rest.length > 0) client.write(answer.rest);
+    ctx.releaseRequestHeaders();
     tunnel.start();
   } catch (err) {
     client.off('close', onClientGone);
