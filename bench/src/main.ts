@@ -39,11 +39,16 @@ async function main(): Promise<void> {
       log(`\nround ${round}/${settings.rounds}`);
       const running: RunningTarget[] = [];
       for (const key of settings.targets) {
+        // A target that cannot start (a plugin's options changed, a port taken) is reported, not fatal.
         const started = await startTarget(key, {
           workDir: join(workDir, `round${round}`),
           backendPorts: backends.ports,
           wslbNodeArgs: settings.wslbNodeArgs,
-        });
+        }).catch((err: unknown) => ({
+          key,
+          label: TARGETS.find((t) => t.key === key)!.label,
+          unavailable: `n/a (failed to start: ${(err as Error).message.split('\n')[0]})`,
+        }));
         if ('unavailable' in started) {
           unavailable.set(key, started.unavailable);
           log(`  ${started.label}: ${started.unavailable}`);

@@ -164,9 +164,11 @@ const WHY: Array<[string, string]> = [
     'bulk MB/s',
     'bulk MB/s: throughput here is set by the window (4 x 4 x 64 KiB in flight) over the round trip, so ' +
       "it moves with every process on the machine; the proxy's own cost is the ms/MB column. Every read " +
-      'allocates a fresh 64 KiB buffer (a socket accepted by http.Server cannot read into a reused one), ' +
-      'and at this rate their external memory makes V8 request old-space collections: the ' +
-      '"(garbage collector)" share in the bulk profile.',
+      'allocates a fresh 64 KiB buffer, and at this rate their external memory makes V8 request ' +
+      'old-space collections: the "(garbage collector)" share in the bulk profile. Reading into reused ' +
+      "buffers (net.connect's onread) is not safe in a proxy: a write to a slow client keeps a view of " +
+      'the buffer while other sockets read into it (tried; test/tunnel-backpressure.test.ts caught the ' +
+      'corruption), and a socket accepted by http.Server cannot take one at all.',
   ],
   [
     'RSS per idle tunnel',
