@@ -6,7 +6,7 @@ import { versionOf, which } from './install.js';
 import { type Column, type TableRow, figureTable, formatTable, ratioTable } from './report.js';
 import type { Settings } from './settings.js';
 import { formatNumber } from './stats.js';
-import { REPO_ROOT, type TargetKey } from './targets.js';
+import { REPO_ROOT, TARGETS, type TargetKey } from './targets.js';
 
 export interface ResultRow extends TableRow {
   key: TargetKey;
@@ -332,7 +332,7 @@ function isFullRun(s: Settings): boolean {
     !s.quick &&
     !s.only &&
     s.rounds >= 3 &&
-    s.targets.length === 6 &&
+    s.targets.length === TARGETS.length &&
     s.tunnels >= 9000 &&
     s.durationMs >= 5000
   );

@@ -11,7 +11,8 @@ export const WSLB_BIN = join(REPO_ROOT, 'packages/cli/bin/wslb.js');
 /** A tunnel holds two fds; 9,000 tunnels need 18,000 and the hard limit here is 20,000. */
 export const FD_LIMIT = 20_000;
 
-export type TargetKey = 'direct' | 'wslb' | 'wslb-plugins' | 'nginx' | 'haproxy' | 'http-proxy';
+export type TargetKey =
+  'direct' | 'wslb' | 'wslb-plugins' | 'nginx' | 'haproxy' | 'http-proxy' | 'node-floor';
 
 export const TARGETS: ReadonlyArray<{ key: TargetKey; label: string }> = [
   { key: 'direct', label: 'direct (no proxy)' },
@@ -20,6 +21,7 @@ export const TARGETS: ReadonlyArray<{ key: TargetKey; label: string }> = [
   { key: 'nginx', label: 'nginx' },
   { key: 'haproxy', label: 'HAProxy' },
   { key: 'http-proxy', label: 'node-http-proxy' },
+  { key: 'node-floor', label: 'Node floor (blind pipe, no checks)' },
 ];
 
 export interface RunningTarget {
@@ -312,6 +314,17 @@ export async function startTarget(
       const port = await freePort();
       writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig(port, backendPorts));
       return startProcess(key, label, haproxy, ['-db', '-f', join(dir, 'haproxy.cfg')], port, dir);
+    }
+    case 'node-floor': {
+      const port = await freePort();
+      return startProcess(
+        key,
+        label,
+        process.execPath,
+        [join(BENCH_SRC, 'node-floor.mjs'), String(port), ...backendPorts.map((p) => `ws://127.0.0.1:${p}`)],
+        port,
+        dir,
+      );
     }
     case 'http-proxy': {
       const port = await freePort();

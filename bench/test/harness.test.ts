@@ -72,9 +72,11 @@ describe('bench harness: pure parts', { timeout: 10_000 }, () => {
     assert.equal(quick.rounds, 1);
     assert.equal(quick.durationMs, 1000);
     assert.equal(quick.tunnels, 1000);
+    assert.ok(!quick.targets.includes('node-floor'), 'quick runs without the Node floor row');
     const full = parseSettings([]);
     assert.equal(full.rounds, 3);
     assert.equal(full.tunnels, 9000);
+    assert.ok(full.targets.includes('node-floor') && full.targets.includes('haproxy'));
     assert.deepEqual(parseSettings(['--targets', 'nginx,wslb']).targets, ['nginx', 'wslb']);
     assert.throws(() => parseSettings(['--targets', 'envoy']), /unknown target "envoy"/);
   });
