@@ -168,7 +168,10 @@ const WHY: Array<[string, string]> = [
       'old-space collections: the "(garbage collector)" share in the bulk profile. Reading into reused ' +
       "buffers (net.connect's onread) is not safe in a proxy: a write to a slow client keeps a view of " +
       'the buffer while other sockets read into it (tried; test/tunnel-backpressure.test.ts caught the ' +
-      'corruption), and a socket accepted by http.Server cannot take one at all.',
+      'corruption), and a socket accepted by http.Server cannot take one at all. The collections come ' +
+      "from V8's heap sizing once the proxy has served other load: step 03 of the history below ran " +
+      'wslb under node --initial-old-space-size=64 (a start-up flag, refused in NODE_OPTIONS, so not ' +
+      "applied by the binary) and its ms/MB dropped to HAProxy's.",
   ],
   [
     'RSS per idle tunnel',

@@ -19,6 +19,9 @@ export interface Settings {
   only: string[] | undefined;
   /** Extra node flags for the wslb processes, space separated (--wslb-node-args "--trace-gc"). */
   wslbNodeArgs: string[];
+  /** A window whose "other CPU %" is over maxOtherPct is run again, up to `retries` times. */
+  retries: number;
+  maxOtherPct: number;
   install: boolean;
   profile: boolean;
   /** Where the report goes; by default bench/RESULTS.md for a full run, bench/.work for others. */
@@ -34,6 +37,7 @@ export const USAGE = `npm run bench -- [options]
   --rounds N           rounds of A B C ... interleaving (default 3; figures are medians)
   --duration S         seconds measured per target and scenario (default 5)
   --tunnels N          idle tunnels for the RSS figure (default 9000)
+  --retries N          runs again a window disturbed by other programs (>25% CPU), default 2
   --generators N       load generator processes (default 2)
   --targets a,b        subset of: ${TARGETS.map((t) => t.key).join(', ')}
   --wslb-node-args "..."  node flags for the wslb processes (e.g. "--trace-gc")
@@ -77,6 +81,8 @@ export function parseSettings(argv: string[]): Settings {
     targets,
     only: value('--only')?.split(','),
     wslbNodeArgs: value('--wslb-node-args')?.split(' ').filter(Boolean) ?? [],
+    retries: Number(value('--retries') ?? (quick ? 0 : 2)),
+    maxOtherPct: 25,
     install: !flag('--no-install'),
     profile: flag('--profile'),
     out: value('--out'),
