@@ -22,6 +22,18 @@ function disturbed(figures: Record<string, number>): number {
   return key ? (figures[key] ?? 0) : 0;
 }
 
+/** What a signal must stop: proxies, backends and generators are child processes of the run. */
+const live = { targets: new Set<RunningTarget>(), stop: async (): Promise<void> => {} };
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`\n${signal}: stopping the targets`);
+    void Promise.all([...live.targets].map((t) => t.stop()))
+      .then(() => live.stop())
+      .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  });
+}
+
 async function main(): Promise<void> {
   const settings = parseSettings(process.argv.slice(2));
   const startedAt = new Date();
@@ -34,6 +46,10 @@ async function main(): Promise<void> {
 
   const backends = await startBackends(2);
   const gens = startGenerators(settings.generators);
+  live.stop = async () => {
+    for (const g of gens) g.close();
+    for (const c of backends.children) c.kill('SIGTERM');
+  };
   await Promise.all(gens.map((g, i) => g.send({ cmd: 'sources', sources: sourcesFor(i) })));
   const perRound = new Map<TargetKey, Array<Record<string, number>>>();
   const unavailable = new Map<TargetKey, string>();
@@ -58,7 +74,10 @@ async function main(): Promise<void> {
         if ('unavailable' in started) {
           unavailable.set(key, started.unavailable);
           log(`  ${started.label}: ${started.unavailable}`);
-        } else running.push(started);
+        } else {
+          running.push(started);
+          live.targets.add(started);
+        }
       }
       const figures = new Map<TargetKey, Record<string, number>>(running.map((t) => [t.key, {}]));
       try {
@@ -82,6 +101,7 @@ async function main(): Promise<void> {
         }
       } finally {
         await Promise.all(running.map((t) => t.stop()));
+        live.targets.clear();
       }
       for (const [key, f] of figures) perRound.set(key, [...(perRound.get(key) ?? []), f]);
     }

@@ -1,12 +1,18 @@
 import { formatNumber, formatRatio } from './stats.js';
 
-/** A markdown table whose columns are padded, so it reads the same in a terminal. */
-export function formatTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+/**
+ * A markdown table whose columns are padded, so it reads the same in a terminal. The first
+ * `textColumns` columns (names, notes) are left-aligned, the figures after them right-aligned.
+ */
+export function formatTable(
+  headers: readonly string[],
+  rows: ReadonlyArray<readonly string[]>,
+  textColumns = 1,
+): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  // First column left-aligned (names), figures right-aligned.
   const line = (cells: readonly string[]): string =>
-    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+    `| ${cells.map((c, i) => (i < textColumns ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (i < textColumns ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
   return [line(headers), rule, ...rows.map((r) => line(headers.map((_, i) => r[i] ?? '')))].join('\n');
 }
 

@@ -310,6 +310,7 @@ function historyTable(entries: readonly HistoryEntry[]): string {
       fmt(w.hs_cpu, n.hs_cpu),
       fmt(w.e1000_cpu, h.e1000_cpu),
       fmt(w.bulk_rate, h.bulk_rate),
+      fmt(w.bulk_cpu, h.bulk_cpu),
       fmt(w.idle_kib, undefined),
       fmt(w.e1000_p99, h.e1000_p99),
     ];
@@ -323,10 +324,12 @@ function historyTable(entries: readonly HistoryEntry[]): string {
       'us/handshake (x nginx)',
       'us/msg x1000 (x HAProxy)',
       'bulk MB/s (x HAProxy)',
+      'bulk ms/MB (x HAProxy)',
       'KiB/tunnel',
       'RTT p99 x1000 ms (x HAProxy)',
     ],
     rows,
+    4,
   );
 }
 
@@ -355,7 +358,7 @@ export function writeResults(report: RunReport, log: (line: string) => void): vo
     '',
     '## Machine',
     '',
-    formatTable(['', ''], machine()),
+    formatTable(['', ''], machine(), 2),
     '',
     '## Results',
     '',
