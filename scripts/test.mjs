@@ -37,7 +37,7 @@ if (only.length === 0) {
 const files = (
   only.length > 0
     ? only
-    : ['packages', 'plugins', 'examples', 'test'].flatMap((d) => findTests(join(root, d)))
+    : ['packages', 'plugins', 'examples', 'test', 'bench'].flatMap((d) => findTests(join(root, d)))
 )
   .filter((f) => statSync(join(root, f)).isFile())
   .sort();

@@ -20,7 +20,11 @@ export interface ConnectionContext {
   readonly clientAddress: string;
   /** Whether the client reached wslb over TLS. */
   readonly secure: boolean;
-  /** Request line and headers (mode http). */
+  /**
+   * Request line and headers (mode http). Once a tunnel is open (after the open taps ran) its
+   * headers are released so that idle tunnels do not hold them: a tap that needs a header later
+   * (in close) keeps it itself, in a WeakMap keyed by the context.
+   */
   readonly request: RequestInfo | undefined;
   /** The chosen backend, once selected. */
   readonly backend: Backend | undefined;
@@ -29,6 +33,9 @@ export interface ConnectionContext {
   /** A pino child logger bound to this connection, created on first use. */
   readonly log: Logger;
 }
+
+/** What `request.headers` is once a tunnel released them. */
+const RELEASED_HEADERS: IncomingHttpHeaders = Object.freeze({});
 
 let nextId = 1;
 
@@ -70,6 +77,14 @@ export class Connection implements ConnectionContext {
     this.request = request;
     this.startTime = Date.now();
     this.#root = root;
+  }
+
+  /** Keeps method and url (close taps, access line) and lets the headers go. */
+  releaseRequestHeaders(): void {
+    const request = this.request;
+    if (request && request.headers !== RELEASED_HEADERS) {
+      this.request = { method: request.method, url: request.url, headers: RELEASED_HEADERS };
+    }
   }
 
   get log(): Logger {

@@ -53,6 +53,11 @@ function clearRequestTimer(socket: TimedSocket): void {
   }
 }
 
+/** A shared listener rather than a closure per socket: idle tunnels keep their client socket. */
+function onSocketClose(this: TimedSocket): void {
+  clearRequestTimer(this);
+}
+
 function onRequestTimeout(this: TimedSocket): void {
   this[kRequestTimer] = undefined;
   const err = new WslbError('WSLB_ERR_REQUEST_TIMEOUT');
@@ -230,7 +235,7 @@ function createWebServer(engine: Engine, tlsOptions: SecureContextOptions | unde
   const connectionEvent = secure ? 'secureConnection' : 'connection';
   server.on(connectionEvent, (socket: TimedSocket) => {
     armRequestTimer(socket, engine.settings.timeouts.request);
-    socket.once('close', () => clearRequestTimer(socket));
+    socket.on('close', onSocketClose);
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket as TimedSocket;
@@ -254,6 +259,8 @@ function createWebServer(engine: Engine, tlsOptions: SecureContextOptions | unde
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     const timed = socket as TimedSocket;
     clearRequestTimer(timed);
+    // No request timer can be armed on it again: an idle tunnel keeps one listener less.
+    socket.off('close', onSocketClose);
     const start = (): void => {
       handleUpgrade(engine, req, socket, head, secure).catch((err: unknown) => {
         engine.log.error({ err }, 'upgrade handler failed');

@@ -40,8 +40,11 @@ function onDrain(this: TunnelSocket): void {
 function onEnd(this: TunnelSocket): void {
   const tunnel = this[kTunnel]!;
   tunnel.state |= this === tunnel.client ? CLIENT_ENDED : BACKEND_ENDED;
-  // Half-close: pass the FIN on and keep the other direction flowing.
-  peerOf(tunnel, this).end();
+  // Half-close: pass the FIN on and keep the other direction flowing. A peer whose writable side
+  // already ended (a socket without allowHalfOpen ends it itself) is left alone: end() again
+  // would build an ERR_STREAM_ALREADY_FINISHED error, stack trace included, per tunnel.
+  const peer = peerOf(tunnel, this);
+  if (!peer.writableEnded) peer.end();
   if ((tunnel.state & (CLIENT_ENDED | BACKEND_ENDED)) !== (CLIENT_ENDED | BACKEND_ENDED))
     tunnel.armHalfClose();
 }

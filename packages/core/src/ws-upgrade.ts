@@ -140,6 +140,7 @@ export async function handleUpgrade(
       return;
     }
     if (answer.rest.length > 0) client.write(answer.rest);
+    ctx.releaseRequestHeaders();
     tunnel.start();
   } catch (err) {
     client.off('close', onClientGone);
