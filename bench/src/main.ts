@@ -121,6 +121,10 @@ async function main(): Promise<void> {
     const keys = new Set(rounds.flatMap((r) => Object.keys(r)));
     const figures: Record<string, number> = {};
     for (const k of keys) figures[k] = median(rounds.map((r) => r[k] ?? Number.NaN));
+    // RSS per tunnel of a garbage-collected process moves with where its collector stood: the spread.
+    const kib = rounds.map((r) => r.idle_kib ?? Number.NaN).filter(Number.isFinite);
+    figures.idle_kib_min = kib.length > 0 ? Math.min(...kib) : Number.NaN;
+    figures.idle_kib_max = kib.length > 0 ? Math.max(...kib) : Number.NaN;
     return { key: t.key, label: t.label, figures };
   });
   const report: RunReport = {

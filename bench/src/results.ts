@@ -76,12 +76,16 @@ export const SECTIONS: Array<{ title: string; what: string; columns: Column[] }>
   },
   {
     title: 'Idle tunnels',
-    what: 'RSS of the proxy (all its processes) before and after opening the tunnels, after a warm-up',
+    what:
+      'RSS of the proxy (all its processes) before and after opening the tunnels, after a warm-up; ' +
+      'KiB/tunnel is the median over the rounds, with the lowest and highest round beside it',
     columns: [
       col('tunnels', 'idle_tunnels'),
       col('RSS before MiB', 'idle_before'),
       col('RSS after MiB', 'idle_after'),
       col('KiB/tunnel', 'idle_kib'),
+      col('lowest round', 'idle_kib_min'),
+      col('highest round', 'idle_kib_max'),
       col('errors', 'idle_errors'),
     ],
   },
@@ -176,8 +180,9 @@ const WHY: Array<[string, string]> = [
   [
     'RSS per idle tunnel',
     'RSS per idle tunnel: two net.Socket objects with their Readable/Writable states, two TCP handles ' +
-      '(uv_tcp_t and TCPWrap, outside the JS heap), the context with the request headers and the Tunnel. ' +
-      'The heap table lists what the JS heap holds per tunnel; the rest of the RSS is native.',
+      '(uv_tcp_t and TCPWrap, outside the JS heap), the context (request line only once open) and the ' +
+      'Tunnel. The heap table lists what the JS heap holds per tunnel; the rest is native memory and ' +
+      'the heap the collector had grown while the tunnels opened, which is why the rounds differ.',
   ],
   [
     'RTT p99',
