@@ -282,7 +282,7 @@ export async function startTarget(
             use: 'health-check',
             options: { type: 'ws', path: '/', interval: 3000, timeout: 1000, rise: 2, fall: 5 },
           },
-          { use: 'sticky-sessions', options: { cookie: 'wslb', secret: 'bench-secret' } },
+          { use: 'sticky-sessions', options: { cookie: 'wslb', secret: 'bench-secret-0123456789' } },
         ],
         admin: { host: '127.0.0.1', port: adminPort },
       });
