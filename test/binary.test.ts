@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, it } from 'node:test';
 import {
@@ -15,6 +16,7 @@ import {
   waitFor,
   webSocketKey,
   writeTempConfig,
+  wslbBinPath,
 } from '@wslb/testing';
 import { deadPort } from './helpers/servers.js';
 
@@ -106,6 +108,24 @@ describe('the wslb binary', { timeout: 120_000 }, () => {
     assert.equal(code, 0);
     await Promise.all(closes);
     await waitFor(() => backends[0]!.clients.size === 0, { message: 'backend sockets closed' });
+  });
+
+  it('still stops on SIGTERM when whoever read its logs went away', async () => {
+    const { file } = writeTempConfig({
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: [{ url: 'ws://127.0.0.1:9' }],
+    });
+    const child = spawn(process.execPath, [wslbBinPath(), '--config', file], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await new Promise((resolve) => child.stdout.once('data', resolve));
+    // The log reader disappears: later log writes hit a closed socket (EPIPE/EAGAIN).
+    child.stdout.destroy();
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    assert.equal(await exited, 0);
+    clearTimeout(timer);
   });
 
   it('exits 2 naming each JSON path of an invalid config', async () => {
