@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer as createHttpsServer } from 'node:https';
-import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { request as httpsRequest } from 'node:https';
 import { afterEach, describe, it } from 'node:test';
@@ -16,9 +15,8 @@ import {
   startProxy,
   waitFor,
 } from '@wslb/testing';
-import { WebSocketServer } from 'ws';
 import { rawBackend } from './helpers/servers.js';
-import { makeCertificate, writeCertificate } from './helpers/tls.js';
+import { makeCertificate, startWssBackend, writeCertificate } from './helpers/tls.js';
 
 function httpsGet(port: number, path: string, ca: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -101,19 +99,11 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
 
   it('mode tcp passes a TLS backend through untouched (wss passthrough)', async () => {
     const cert = await makeCertificate();
-    const server = createHttpsServer({ cert: cert.cert, key: cert.key });
-    const wss = new WebSocketServer({ server });
-    wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          for (const ws of wss.clients) ws.terminate();
-          wss.close();
-          server.close(() => resolve());
-        }),
+    const backend = await startWssBackend(cert, (ws) =>
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })),
     );
-    const backendPort = (server.address() as AddressInfo).port;
+    cleanups.push(() => backend.close());
+    const backendPort = backend.port;
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       mode: 'tcp',
@@ -269,23 +259,13 @@ describe('TLS to backends', { timeout: 60_000 }, () => {
     const cert = await makeCertificate();
     const files = writeCertificate(cert);
     cleanups.push(files.remove);
-    const server = createHttpsServer({ cert: cert.cert, key: cert.key });
-    const wss = new WebSocketServer({ server });
-    wss.on('connection', (ws, req) =>
+    const backend = await startWssBackend(cert, (ws, req) =>
       ws.on('message', (data) =>
         ws.send(`tls backend saw ${req.headers['x-forwarded-proto']}: ${data.toString()}`),
       ),
     );
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          for (const ws of wss.clients) ws.terminate();
-          wss.close();
-          server.close(() => resolve());
-        }),
-    );
-    const port = (server.address() as AddressInfo).port;
+    cleanups.push(() => backend.close());
+    const port = backend.port;
     const verified = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       backends: [{ id: 'secure', url: `wss://localhost:${port}`, tls: { ca: files.certFile } }],
