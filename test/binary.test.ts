@@ -120,8 +120,6 @@ describe('the wslb binary', { timeout: 120_000 }, () => {
     });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     await new Promise((resolve) => child.stdout.once('data', resolve));
-    // The first line comes from listen(); the signal handlers are installed just after it.
-    await new Promise((resolve) => setTimeout(resolve, 500));
     // The log reader disappears: later log writes hit a closed socket (EPIPE/EAGAIN).
     child.stdout.destroy();
     child.kill('SIGTERM');

@@ -120,19 +120,12 @@ async function runPrimary(
   logUncaught(control);
   const primary = new ClusterPrimary(control, count, argv);
   useClusterMetrics(control, () => primary.workerMetrics());
-  primary.start();
-  log.info({ workers: count }, 'primary started');
   // The admin API lives with the control plane: health states and the workers' summed counters.
   const admin = new AdminHolder(control);
-  try {
-    await admin.apply(control.config.admin);
-  } catch (err) {
-    log.fatal({ err: (err as Error).message }, 'cannot start the admin listener');
-    await primary.stop();
-    await control.close({ drain: 0 });
-    return EXIT_RUNTIME;
-  }
-  return new Promise<number>((resolve) => {
+  // As in run(): signals are handled before anything listens; a stop waits for the start.
+  let markStarted!: (started: boolean) => void;
+  const started = new Promise<boolean>((resolve) => (markStarted = resolve));
+  const exitCode = new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) {
@@ -143,8 +136,8 @@ async function runPrimary(
       }
       stopping = true;
       log.info({ signal }, 'stopping workers');
-      primary
-        .stop()
+      started
+        .then(() => primary.stop())
         .then(() => admin.apply(undefined))
         .then(() => control.close({ drain: 0 }))
         .then(
@@ -158,15 +151,29 @@ async function runPrimary(
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
     process.on('SIGHUP', () => {
-      reloadFromFile(control, configPath)
-        .then(async (applied) => {
-          if (!applied) return;
+      started
+        .then(async (ok) => {
+          if (!ok || !(await reloadFromFile(control, configPath))) return;
           primary.reloadWorkers();
           await admin.apply(control.config.admin);
         })
         .catch((err: unknown) => log.error({ err }, 'reload failed'));
     });
   });
+
+  primary.start();
+  log.info({ workers: count }, 'primary started');
+  try {
+    await admin.apply(control.config.admin);
+  } catch (err) {
+    markStarted(false);
+    log.fatal({ err: (err as Error).message }, 'cannot start the admin listener');
+    await primary.stop();
+    await control.close({ drain: 0 });
+    return EXIT_RUNTIME;
+  }
+  markStarted(true);
+  return exitCode;
 }
 
 async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise<number> {
@@ -174,25 +181,13 @@ async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise
   logUncaught(proxy);
   // Workers serve traffic only; the admin API runs in the primary.
   const admin = new AdminHolder(proxy);
-  let addresses;
-  try {
-    addresses = await proxy.listen();
-    if (!isWorker) await admin.apply(proxy.config.admin);
-  } catch (err) {
-    log.fatal({ err: (err as Error).message }, 'cannot start');
-    await proxy.close({ drain: 0 });
-    await admin.apply(undefined);
-    return EXIT_RUNTIME;
-  }
-  if (isWorker) {
-    // Counting starts now; the primary asks for these when /metrics is scraped.
-    const metrics = proxyMetrics(proxy);
-    joinCluster(proxy, addresses[0]?.port ?? 0, () => metrics.registry.getMetricsAsJSON());
-    // Without its primary a worker has no control plane: drain and go.
-    process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
-  }
-
-  const exitCode = await new Promise<number>((resolve) => {
+  /*
+   * Signals are handled from before the first listener opens: a SIGTERM that lands while the
+   * proxy is still binding waits for it, then drains, instead of killing the process.
+   */
+  let markStarted!: (started: boolean) => void;
+  const started = new Promise<boolean>((resolve) => (markStarted = resolve));
+  const exitCode = new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) {
@@ -203,24 +198,50 @@ async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise
       stopping = true;
       log.info({ signal }, 'stopping');
       // The admin listener stays up while tunnels drain (/healthz answers 503 meanwhile).
-      proxy.close().then(
-        () => resolve(EXIT_OK),
-        (err: unknown) => {
-          log.error({ err }, 'close failed');
-          resolve(EXIT_RUNTIME);
-        },
-      );
+      started
+        .then((ok) => (ok ? proxy.close() : undefined))
+        .then(
+          () => resolve(EXIT_OK),
+          (err: unknown) => {
+            log.error({ err }, 'close failed');
+            resolve(EXIT_RUNTIME);
+          },
+        );
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
     process.on('SIGHUP', () => {
-      reloadFromFile(proxy, configPath)
-        .then((reloaded) => (reloaded && !isWorker ? admin.apply(proxy.config.admin) : undefined))
+      started
+        .then(async (ok) => {
+          if (!ok || !(await reloadFromFile(proxy, configPath)) || isWorker) return;
+          await admin.apply(proxy.config.admin);
+        })
         .catch((err: unknown) => log.error({ err }, 'reload failed'));
     });
   });
+
+  let addresses;
+  try {
+    addresses = await proxy.listen();
+    if (!isWorker) await admin.apply(proxy.config.admin);
+  } catch (err) {
+    markStarted(false);
+    log.fatal({ err: (err as Error).message }, 'cannot start');
+    await proxy.close({ drain: 0 });
+    await admin.apply(undefined);
+    return EXIT_RUNTIME;
+  }
+  markStarted(true);
+  if (isWorker) {
+    // Counting starts now; the primary asks for these when /metrics is scraped.
+    const metrics = proxyMetrics(proxy);
+    joinCluster(proxy, addresses[0]?.port ?? 0, () => metrics.registry.getMetricsAsJSON());
+    // Without its primary a worker has no control plane: drain and go.
+    process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+  }
+  const code = await exitCode;
   await admin.apply(undefined);
-  return exitCode;
+  return code;
 }
 
 /** The admin listener of the binary: started with the proxy, restarted when a reload changes it. */
