@@ -25,6 +25,30 @@ function hasPrlimit(): boolean {
   }
 }
 
+interface RawConnection {
+  closed: boolean;
+  destroy(): void;
+}
+
+/**
+ * A raw TCP connection that sends nothing. Resolves once the proxy dropped it, or once its fd
+ * count grew, or after a second: a drop at accept is immediate, so a connection still open by
+ * then was accepted (only ever relied on for connections opened before a dropped one).
+ */
+async function openRaw(port: number, pid: number): Promise<RawConnection> {
+  const before = fdCount(pid);
+  const socket = connect(port, '127.0.0.1');
+  const state: RawConnection = { closed: false, destroy: () => socket.destroy() };
+  socket.on('error', () => {});
+  socket.on('close', () => (state.closed = true));
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const deadline = Date.now() + 1000;
+  await waitFor(() => state.closed || fdCount(pid) > before || Date.now() > deadline, {
+    timeoutMs: 5000,
+  });
+  return state;
+}
+
 /*
  * Out of file descriptors: the binary runs under a low RLIMIT_NOFILE (prlimit on its pid, as
  * `ulimit -n` would set it), connections are opened until it has none left, then released.
@@ -70,27 +94,50 @@ describe('EMFILE', { timeout: 60_000, skip: !hasPrlimit() && 'needs Linux and pr
       refused.every((r) => r === '502' || /socket hang up|ECONNRESET|closed/i.test(r)),
       `refusals: ${refused.join(', ')}`,
     );
-    // Connections arriving with no fd left are dropped at accept, not queued forever.
-    const idle = await Promise.all(
-      Array.from(
-        { length: 5 },
-        () =>
-          new Promise<{ closed: boolean; destroy(): void }>((resolve) => {
-            const socket = connect(wslb.port, '127.0.0.1');
-            const state = { closed: false, destroy: () => socket.destroy() };
-            socket.on('error', () => {});
-            socket.on('close', () => (state.closed = true));
-            socket.on('connect', () => resolve(state));
-          }),
-      ),
-    );
+    /*
+     * Connections arriving with no fd left are dropped at accept, not queued forever. Raw
+     * connections are opened one at a time until one is dropped: from then on no fd is free
+     * below the limit, whatever the parity the tunnels left behind.
+     */
+    const idle: RawConnection[] = [];
     cleanups.push(async () => idle.forEach((s) => s.destroy()));
+    for (let i = 0; i < 8 && !idle.some((s) => s.closed); i++) {
+      idle.push(await openRaw(wslb.port, pid));
+    }
     await waitFor(() => idle.some((s) => s.closed), {
       timeoutMs: 2000,
       message: 'a connection dropped at accept',
     });
-
     assert.equal(wslb.child.exitCode, null, 'the proxy is alive');
+
+    /*
+     * A drop at accept never reaches the proxy (the kernel queue is drained by libuv), but a
+     * dial that runs out of fds is logged: free exactly one fd, so the next WebSocket is
+     * accepted and its backend dial fails.
+     */
+    // Connections are accepted in order: one opened before the dropped one is held by the proxy.
+    const held = idle
+      .slice(
+        0,
+        idle.findIndex((s) => s.closed),
+      )
+      .find((s) => !s.closed);
+    if (held) {
+      const before = fdCount(pid);
+      held.destroy();
+      await waitFor(() => fdCount(pid) < before, { message: 'the held connection released' });
+    } else {
+      const before = fdCount(pid);
+      await closeAll(opened.splice(-1));
+      await waitFor(() => fdCount(pid) <= before - 2, { message: 'a tunnel released' });
+      const raw = await openRaw(wslb.port, pid);
+      idle.push(raw);
+      assert.equal(raw.closed, false, 'one of the two freed fds is held by a raw connection');
+    }
+    await assert.rejects(openClient(wslb.url, {}, 3000), (err: { status?: number }) => {
+      assert.equal(err.status, 502);
+      return true;
+    });
     await wslb.waitForLog((l) => JSON.stringify(l).includes('EMFILE'), 2000);
     assert.deepEqual(
       faultLines(wslb.logs).filter((l) => l.code === 'WSLB_ERR_UNCAUGHT'),
@@ -104,7 +151,7 @@ describe('EMFILE', { timeout: 60_000, skip: !hasPrlimit() && 'needs Linux and pr
 
     // Free the fds: service resumes.
     await closeAll(opened.splice(0));
-    idle.forEach((s) => s.destroy());
+    idle.splice(0).forEach((s) => s.destroy());
     await waitFor(() => fdCount(pid) <= base + 2, { message: `proxy fds back near ${base}` });
     const again = await openClient(wslb.url);
     assert.equal((await roundTrip(again.ws, 'back')).data.toString(), 'back');
