@@ -18,6 +18,7 @@ import {
   writeTempConfig,
   wslbBinPath,
 } from '@wslb/testing';
+import { rawExchange } from './helpers/raw.js';
 import { deadPort } from './helpers/servers.js';
 
 const cliPackage = JSON.parse(
@@ -51,6 +52,13 @@ describe('the wslb binary', { timeout: 120_000 }, () => {
     await closeAll(clients);
     // One access line per closed connection.
     await wslb.waitForLog((l) => l.msg === 'access' && l.status === 101 && l.kind === 'ws');
+    // A request refused before it could be parsed is logged too, as nginx logs its 400s.
+    const garbage = await rawExchange(wslb.port, ['\x16\x03\x01 not http\r\n\r\n']);
+    assert.equal(garbage.status, 400);
+    const line = await wslb.waitForLog((l) => l.msg === 'access' && l.status === 400);
+    assert.equal(line.code, 'WSLB_ERR_BAD_REQUEST');
+    assert.equal(line.client, '127.0.0.1');
+    assert.equal(line.reason, 'rejected');
   });
 
   it('uses round-robin when no balancing plugin is configured', async () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import type { CloseInfo, ConnectionContext } from '@wslb/core';
 import {
   type EchoBackend,
   type TestProxy,
@@ -22,7 +23,25 @@ describe('malformed and slow requests', { timeout: 60_000 }, () => {
       backends: backends.map((b) => ({ id: b.id, url: b.url })),
       timeouts: { request: 500 },
     });
+    proxy.proxy.hooks.close.tap('test', (ctx, info) => closes.push({ ctx, info }));
   });
+
+  // What the close hook (and so the access line) saw of each refused request.
+  const closes: Array<{ ctx: ConnectionContext; info: CloseInfo }> = [];
+  beforeEach(() => {
+    closes.length = 0;
+  });
+  const refusedOnce = (status: number, code: string): void => {
+    assert.equal(closes.length, 1, `one close for the ${status}`);
+    const [{ ctx, info }] = closes as [{ ctx: ConnectionContext; info: CloseInfo }];
+    assert.equal(info.status, status);
+    assert.equal(info.reason, 'rejected');
+    assert.equal(info.error?.code, code);
+    assert.equal(ctx.kind, 'http');
+    assert.equal(ctx.request, undefined);
+    assert.equal(ctx.clientAddress, '127.0.0.1');
+    assert.ok(info.bytesIn > 0, 'the bytes it sent are counted');
+  };
 
   after(async () => {
     await proxy.close();
@@ -34,6 +53,7 @@ describe('malformed and slow requests', { timeout: 60_000 }, () => {
     const result = await rawExchange(proxy.port, ['\x16\x03\x01 this is not http\r\n\r\n']);
     assert.equal(result.status, 400);
     assert.ok(result.closed);
+    refusedOnce(400, 'WSLB_ERR_BAD_REQUEST');
   });
 
   it('answers a 64 KiB header with 431', async () => {
@@ -42,6 +62,7 @@ describe('malformed and slow requests', { timeout: 60_000 }, () => {
     ]);
     assert.equal(result.status, 431);
     assert.ok(result.closed);
+    refusedOnce(431, 'WSLB_ERR_HEADERS_TOO_LARGE');
   });
 
   it('answers a header trickled past timeouts.request with 408 and closes', async () => {
@@ -58,11 +79,13 @@ describe('malformed and slow requests', { timeout: 60_000 }, () => {
     assert.equal(result.status, 408);
     assert.ok(result.closed);
     assert.ok(Date.now() - started < 3000, 'closed near the 500 ms deadline');
+    refusedOnce(408, 'WSLB_ERR_REQUEST_TIMEOUT');
   });
 
   it('closes a connection that sends nothing after timeouts.request', async () => {
     const result = await rawExchange(proxy.port, [], { timeoutMs: 4000 });
     assert.ok(result.closed);
+    assert.deepEqual(closes, [], 'an idle connection is no request: no close, no access line');
   });
 
   it('never tunnels an upgrade with an invalid key, even with valid-looking frames after it', async () => {

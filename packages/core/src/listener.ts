@@ -20,14 +20,18 @@ import type { Engine } from './engine.js';
 import { WslbError } from './errors.js';
 import { handleRequest } from './http-forward.js';
 import { handleUpgrade } from './ws-upgrade.js';
-import { readProxyHeader, setProxiedAddress } from './proxy-protocol.js';
+import { peerOf, readProxyHeader, setProxiedAddress } from './proxy-protocol.js';
+import { Connection } from './context.js';
 import { handleTcpConnection } from './tcp-forward.js';
 
 const kRequestTimer = Symbol('wslb.requestTimer');
 const kInFlight = Symbol('wslb.inFlight');
 const kAfterInFlight = Symbol('wslb.afterInFlight');
+const kReadAtArm = Symbol('wslb.readAtArm');
 type TimedSocket = Socket & {
   [kRequestTimer]?: NodeJS.Timeout | undefined;
+  /** bytesRead when the header-read timer was armed: more since then is a partial request. */
+  [kReadAtArm]?: number;
   /** Requests on this connection whose response is not finished (pipelining). */
   [kInFlight]?: number;
   /** What to do with the socket once those are finished (an upgrade, or a 400 to write). */
@@ -58,19 +62,14 @@ function onSocketClose(this: TimedSocket): void {
   clearRequestTimer(this);
 }
 
-function onRequestTimeout(this: TimedSocket): void {
-  this[kRequestTimer] = undefined;
-  const err = new WslbError('WSLB_ERR_REQUEST_TIMEOUT');
-  writeAnswer(this, err.status, err.message);
-}
-
 /** Arms wslb's own header-read timer (slowloris); Node's request timeouts are off. */
-function armRequestTimer(socket: TimedSocket, ms: number): void {
+function armRequestTimer(socket: TimedSocket, ms: number, onTimeout: (socket: TimedSocket) => void): void {
   clearRequestTimer(socket);
   if (ms > 0 && !socket.destroyed) {
-    const timer = setTimeout(onRequestTimeout.bind(socket), ms);
+    const timer = setTimeout(onTimeout, ms, socket);
     timer.unref();
     socket[kRequestTimer] = timer;
+    socket[kReadAtArm] = socket.bytesRead;
   }
 }
 
@@ -232,9 +231,25 @@ function createWebServer(engine: Engine, tlsOptions: SecureContextOptions | unde
   const server: Server = tlsOptions
     ? (createHttpsServer({ ...serverOptions, ...tlsOptions }) as unknown as Server)
     : createHttpServer(serverOptions);
+  /*
+   * A request refused before it could be parsed still gets its access line and close taps, as
+   * nginx logs its 400s and 408s; a connection that never sent a byte is closed silently.
+   */
+  const refuseUnparsed = (socket: Socket, error: WslbError): void => {
+    const { address, port } = peerOf(socket);
+    const ctx = new Connection(engine.log, 'http', address, port, address, secure, undefined);
+    engine.reportError(ctx, error);
+    engine.refuse(ctx, error, socket.bytesRead);
+  };
+  const onRequestTimeout = (socket: TimedSocket): void => {
+    socket[kRequestTimer] = undefined;
+    const err = new WslbError('WSLB_ERR_REQUEST_TIMEOUT');
+    if (socket.bytesRead > (socket[kReadAtArm] ?? 0)) refuseUnparsed(socket, err);
+    writeAnswer(socket, err.status, err.message);
+  };
   const connectionEvent = secure ? 'secureConnection' : 'connection';
   server.on(connectionEvent, (socket: TimedSocket) => {
-    armRequestTimer(socket, engine.settings.timeouts.request);
+    armRequestTimer(socket, engine.settings.timeouts.request, onRequestTimeout);
     socket.on('close', onSocketClose);
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -249,7 +264,7 @@ function createWebServer(engine: Engine, tlsOptions: SecureContextOptions | unde
       socket[kAfterInFlight] = undefined;
       if (next) next();
       // The next request on a keep-alive connection gets the same header-read deadline.
-      else armRequestTimer(socket, engine.settings.timeouts.request);
+      else armRequestTimer(socket, engine.settings.timeouts.request, onRequestTimeout);
     });
     handleRequest(engine, req, res, secure).catch((err: unknown) => {
       engine.log.error({ err }, 'request handler failed');
@@ -288,8 +303,10 @@ function createWebServer(engine: Engine, tlsOptions: SecureContextOptions | unde
     // The parser stays failed: later bytes raise this again while the answer waits its turn.
     if (timed[kAfterInFlight]) return;
     const answer = clientErrorStatus(err);
-    engine.log.debug({ code: answer.code, parser: err.code, remote: socket.remoteAddress }, 'bad request');
-    afterInFlight(timed, () => writeAnswer(socket, answer.status, answer.message));
+    afterInFlight(timed, () => {
+      refuseUnparsed(socket, answer);
+      writeAnswer(socket, answer.status, answer.message);
+    });
   });
   if (secure) {
     server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
