@@ -104,6 +104,42 @@ describe('malformed and slow requests', { timeout: 60_000 }, () => {
     assert.equal(result.status, 400);
   });
 
+  it('answers CONNECT with 405 and never dials a backend', async () => {
+    const before = backends[0]!.seen.length;
+    const result = await rawExchange(proxy.port, [
+      'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\nSSH-2.0-x\r\n',
+    ]);
+    assert.equal(result.status, 405);
+    assert.ok(result.closed);
+    assert.equal(backends[0]!.seen.length, before);
+    assert.equal(closes.length, 1);
+    assert.equal(closes[0]!.info.status, 405);
+    assert.equal(closes[0]!.ctx.request?.method, 'CONNECT');
+  });
+
+  it('answers an HTTP/1.1 request or upgrade without Host with 400, which is logged', async () => {
+    const before = backends[0]!.seen.length;
+    const plain = await rawExchange(proxy.port, ['GET /no-host HTTP/1.1\r\n\r\n']);
+    assert.equal(plain.status, 400);
+    assert.ok(plain.closed);
+    const upgrade = await rawExchange(proxy.port, [
+      `GET /no-host HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: ${webSocketKey()}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    ]);
+    assert.equal(upgrade.status, 400);
+    assert.ok(upgrade.closed);
+    assert.equal(backends[0]!.seen.length, before, 'no backend saw either');
+    assert.deepEqual(
+      closes.map((c) => [c.ctx.kind, c.info.status, c.info.error?.message]),
+      [
+        ['http', 400, 'Missing Host header'],
+        ['ws', 400, 'Missing Host header'],
+      ],
+    );
+    // HTTP/1.0 has no Host requirement.
+    const old = await rawExchange(proxy.port, ['GET /old HTTP/1.0\r\n\r\n']);
+    assert.equal(old.status, 200);
+  });
+
   it('keeps serving normal WebSockets after all of that', async () => {
     const client = await openClient(proxy.url);
     assert.equal(client.backend, 'b1');

@@ -18,6 +18,7 @@ export const ERRORS = {
   WSLB_ERR_BAD_WEBSOCKET_KEY: { status: 400, message: 'Missing or invalid Sec-WebSocket-Key' },
   WSLB_ERR_BAD_WEBSOCKET_VERSION: { status: 426, message: 'Unsupported Sec-WebSocket-Version' },
   WSLB_ERR_BAD_METHOD: { status: 400, message: 'A WebSocket upgrade must use GET' },
+  WSLB_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'CONNECT is not supported by a reverse proxy' },
   // Admission
   WSLB_ERR_REJECTED: { status: 403, message: 'Connection rejected' },
   WSLB_ERR_TOO_MANY_PER_CLIENT: { status: 429, message: 'Too many connections from this client' },

@@ -11,6 +11,7 @@ import { Connection } from './context.js';
 import type { Engine } from './engine.js';
 import { WslbError, publicMessage, toWslbError } from './errors.js';
 import { clientAddressOf } from './forwarded.js';
+import { missingHostError } from './request-checks.js';
 import { peerOf } from './proxy-protocol.js';
 import type { HeaderMap, UpstreamResponse } from './hooks.js';
 import { buildUpstreamRequest } from './upstream-request.js';
@@ -207,9 +208,10 @@ export async function handleRequest(
     secure,
     { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers },
   );
-  const refused = engine.admit(ctx);
+  const refused = missingHostError(req) ?? engine.admit(ctx);
   if (refused) {
     engine.reportError(ctx, refused);
+    if (refused.status === 400) res.setHeader('connection', 'close');
     sendError(res, refused);
     engine.refuse(ctx, refused, 0);
     return;

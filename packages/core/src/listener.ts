@@ -22,6 +22,7 @@ import { handleRequest } from './http-forward.js';
 import { handleUpgrade } from './ws-upgrade.js';
 import { peerOf, readProxyHeader, setProxiedAddress } from './proxy-protocol.js';
 import { Connection } from './context.js';
+import { clientAddressOf } from './forwarded.js';
 import { handleTcpConnection } from './tcp-forward.js';
 
 const kRequestTimer = Symbol('wslb.requestTimer');
@@ -224,6 +225,8 @@ function createWebServer(engine: Engine, tlsOptions: SecureContextOptions | unde
     requestTimeout: 0,
     headersTimeout: 0,
     keepAliveTimeout: 5000,
+    // Checked by wslb instead, so that the 400 gets its access line like every other refusal.
+    requireHostHeader: false,
     noDelay: true,
     // Node's periodic check would write 408s of its own; wslb's timers do that job.
     connectionsCheckingInterval: 2 ** 31 - 1,
@@ -292,6 +295,27 @@ function createWebServer(engine: Engine, tlsOptions: SecureContextOptions | unde
       socket.off('error', ignoreError);
       start();
     };
+  });
+  // A forward-proxy request: answered 405 as nginx does, never tunneled.
+  server.on('connect', (req: IncomingMessage, socket: TimedSocket) => {
+    clearRequestTimer(socket);
+    socket.on('error', ignoreError);
+    const refused = new WslbError('WSLB_ERR_METHOD_NOT_ALLOWED');
+    afterInFlight(socket, () => {
+      const { address, port } = peerOf(socket);
+      const ctx = new Connection(
+        engine.log,
+        'http',
+        address,
+        port,
+        clientAddressOf(address, req.headers, engine.settings.trusted),
+        secure,
+        { method: req.method ?? 'CONNECT', url: req.url ?? '', headers: req.headers },
+      );
+      engine.reportError(ctx, refused);
+      engine.refuse(ctx, refused, socket.bytesRead);
+      writeAnswer(socket, refused.status, refused.message);
+    });
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const timed = socket as TimedSocket;

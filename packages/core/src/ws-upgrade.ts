@@ -5,6 +5,7 @@ import { Connection } from './context.js';
 import type { Engine } from './engine.js';
 import { WslbError, publicMessage, toWslbError } from './errors.js';
 import { clientAddressOf } from './forwarded.js';
+import { missingHostError } from './request-checks.js';
 import { peerOf } from './proxy-protocol.js';
 import type { HeaderMap, UpstreamResponse } from './hooks.js';
 import { BodyFramer, readResponseHead } from './response-head.js';
@@ -16,6 +17,8 @@ const CLOSE_1011 = Buffer.from([0x88, 0x02, 0x03, 0xf3]);
 
 /** Guard clauses of an upgrade request, each with its own status (SPEC section 2). */
 function checkUpgrade(req: IncomingMessage): WslbError | undefined {
+  const missingHost = missingHostError(req);
+  if (missingHost) return missingHost;
   const upgrade = req.headers.upgrade;
   if (typeof upgrade !== 'string' || upgrade.toLowerCase() !== 'websocket') {
     return new WslbError('WSLB_ERR_UNSUPPORTED_UPGRADE');
