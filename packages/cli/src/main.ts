@@ -8,6 +8,7 @@ import { USAGE, UsageError, parseArgs } from './args.js';
 import { ClusterPrimary, WORKER_ENV, joinCluster, workerCount } from './cluster.js';
 import { ConfigError, checkConfigPlugins, loadConfig } from './load-config.js';
 import { fullSchema } from './print-schema.js';
+import { handleSignals } from './signals.js';
 import { CLI_VERSION } from './version.js';
 
 /** The binary's own folder: built-in plugins resolve from here whatever the config's folder. */
@@ -122,43 +123,20 @@ async function runPrimary(
   useClusterMetrics(control, () => primary.workerMetrics());
   // The admin API lives with the control plane: health states and the workers' summed counters.
   const admin = new AdminHolder(control);
-  // As in run(): signals are handled before anything listens; a stop waits for the start.
-  let markStarted!: (started: boolean) => void;
-  const started = new Promise<boolean>((resolve) => (markStarted = resolve));
-  const exitCode = new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        log.warn({ signal }, 'second signal: exiting at once');
-        primary.kill();
-        resolve(EXIT_RUNTIME);
-        return;
-      }
-      stopping = true;
-      log.info({ signal }, 'stopping workers');
-      started
-        .then(() => primary.stop())
-        .then(() => admin.apply(undefined))
-        .then(() => control.close({ drain: 0 }))
-        .then(
-          () => resolve(EXIT_OK),
-          (err: unknown) => {
-            log.error({ err }, 'close failed');
-            resolve(EXIT_RUNTIME);
-          },
-        );
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-    process.on('SIGHUP', () => {
-      started
-        .then(async (ok) => {
-          if (!ok || !(await reloadFromFile(control, configPath))) return;
-          primary.reloadWorkers();
-          await admin.apply(control.config.admin);
-        })
-        .catch((err: unknown) => log.error({ err }, 'reload failed'));
-    });
+  const signals = handleSignals({
+    log,
+    stopMessage: 'stopping workers',
+    stop: async () => {
+      await primary.stop();
+      await admin.apply(undefined);
+      await control.close({ drain: 0 });
+    },
+    kill: () => primary.kill(),
+    reload: async () => {
+      if (!(await reloadFromFile(control, configPath))) return;
+      primary.reloadWorkers();
+      await admin.apply(control.config.admin);
+    },
   });
 
   primary.start();
@@ -166,14 +144,14 @@ async function runPrimary(
   try {
     await admin.apply(control.config.admin);
   } catch (err) {
-    markStarted(false);
+    signals.started(false);
     log.fatal({ err: (err as Error).message }, 'cannot start the admin listener');
     await primary.stop();
     await control.close({ drain: 0 });
     return EXIT_RUNTIME;
   }
-  markStarted(true);
-  return exitCode;
+  signals.started(true);
+  return signals.exitCode;
 }
 
 async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise<number> {
@@ -181,43 +159,14 @@ async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise
   logUncaught(proxy);
   // Workers serve traffic only; the admin API runs in the primary.
   const admin = new AdminHolder(proxy);
-  /*
-   * Signals are handled from before the first listener opens: a SIGTERM that lands while the
-   * proxy is still binding waits for it, then drains, instead of killing the process.
-   */
-  let markStarted!: (started: boolean) => void;
-  const started = new Promise<boolean>((resolve) => (markStarted = resolve));
-  const exitCode = new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        log.warn({ signal }, 'second signal: exiting at once');
-        resolve(EXIT_RUNTIME);
-        return;
-      }
-      stopping = true;
-      log.info({ signal }, 'stopping');
-      // The admin listener stays up while tunnels drain (/healthz answers 503 meanwhile).
-      started
-        .then((ok) => (ok ? proxy.close() : undefined))
-        .then(
-          () => resolve(EXIT_OK),
-          (err: unknown) => {
-            log.error({ err }, 'close failed');
-            resolve(EXIT_RUNTIME);
-          },
-        );
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-    process.on('SIGHUP', () => {
-      started
-        .then(async (ok) => {
-          if (!ok || !(await reloadFromFile(proxy, configPath)) || isWorker) return;
-          await admin.apply(proxy.config.admin);
-        })
-        .catch((err: unknown) => log.error({ err }, 'reload failed'));
-    });
+  const signals = handleSignals({
+    log,
+    stopMessage: 'stopping',
+    // The admin listener stays up while tunnels drain (/healthz answers 503 meanwhile).
+    stop: () => proxy.close(),
+    reload: async () => {
+      if ((await reloadFromFile(proxy, configPath)) && !isWorker) await admin.apply(proxy.config.admin);
+    },
   });
 
   let addresses;
@@ -225,13 +174,13 @@ async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise
     addresses = await proxy.listen();
     if (!isWorker) await admin.apply(proxy.config.admin);
   } catch (err) {
-    markStarted(false);
+    signals.started(false);
     log.fatal({ err: (err as Error).message }, 'cannot start');
     await proxy.close({ drain: 0 });
     await admin.apply(undefined);
     return EXIT_RUNTIME;
   }
-  markStarted(true);
+  signals.started(true);
   if (isWorker) {
     // Counting starts now; the primary asks for these when /metrics is scraped.
     const metrics = proxyMetrics(proxy);
@@ -239,7 +188,7 @@ async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise
     // Without its primary a worker has no control plane: drain and go.
     process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
   }
-  const code = await exitCode;
+  const code = await signals.exitCode;
   await admin.apply(undefined);
   return code;
 }
