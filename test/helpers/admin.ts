@@ -1,11 +1,8 @@
 import { request } from 'node:http';
+import { type RawAnswer, readAnswer } from '@wslb/testing';
 import parsePrometheusTextFormat, { type MetricFamily } from 'parse-prometheus-text-format';
 
-export interface AdminAnswer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
+export type AdminAnswer = RawAnswer;
 
 /** One request to an admin listener, on a fresh connection (no keep-alive socket left behind). */
 export function adminRequest(
@@ -23,22 +20,17 @@ export function adminRequest(
       () => req.destroy(new Error(`no answer to ${method} ${path} within 5000 ms`)),
       5000,
     );
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        clearTimeout(timer);
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString('utf8'),
-        });
-      });
-    });
-    req.on('error', (err) => {
+    const fail = (err: Error): void => {
       clearTimeout(timer);
       reject(err);
+    };
+    req.on('response', (res) => {
+      readAnswer(res).then((answer) => {
+        clearTimeout(timer);
+        resolve(answer);
+      }, fail);
     });
+    req.on('error', fail);
     req.end(body);
   });
 }

@@ -1,4 +1,4 @@
-import { request } from 'node:http';
+import { type IncomingMessage, request } from 'node:http';
 import WebSocket, { type ClientOptions, type RawData } from 'ws';
 
 export interface OpenedClient {
@@ -114,6 +114,22 @@ export interface RawAnswer {
   body: string;
 }
 
+/** Reads a whole HTTP response: status, headers and the body as UTF-8. */
+export function readAnswer(res: IncomingMessage): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () =>
+      resolve({
+        status: res.statusCode ?? 0,
+        headers: res.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      }),
+    );
+    res.on('error', reject);
+  });
+}
+
 /**
  * Sends an upgrade request with the given headers and resolves with the non-101 answer (status,
  * headers, body) - for asserting the proxy's refusals. Rejects if the upgrade succeeds.
@@ -142,20 +158,16 @@ export function upgradeRequest(
       reject(new Error('the upgrade succeeded'));
     });
     req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        clearTimeout(timer);
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString('utf8'),
-        });
-      });
-      res.on('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
+      readAnswer(res).then(
+        (answer) => {
+          clearTimeout(timer);
+          resolve(answer);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err as Error);
+        },
+      );
     });
     req.on('error', (err) => {
       clearTimeout(timer);

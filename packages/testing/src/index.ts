@@ -10,6 +10,7 @@ export {
   closed,
   openClient,
   openClients,
+  readAnswer,
   roundTrip,
   upgradeRequest,
   waitFor,
