@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
-import { type RunningWslb, assertNoLeakedHandles, runWslb, webSocketKey } from '@wslb/testing';
+import { createCleanup, type RunningWslb, assertNoLeakedHandles, runWslb, webSocketKey } from '@wslb/testing';
 import { Flood, Sink } from './helpers/flood.js';
 import { type ParsedHead, parseHead, switchingProtocols, upgradeHead } from './helpers/peers.js';
 import { hasProcfs, mib, rssBytes } from './helpers/proc.js';
@@ -42,9 +42,9 @@ interface Tunnel {
 }
 
 describe('backpressure through the binary', { timeout: 120_000, skip: !hasProcfs && 'needs /proc' }, () => {
-  const cleanups: Array<() => Promise<void>> = [];
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
@@ -56,7 +56,7 @@ describe('backpressure through the binary', { timeout: 120_000, skip: !hasProcfs
       s.on('error', () => {});
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(async () => {
+    cleanup.defer(async () => {
       for (const s of accepted) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     });
@@ -65,12 +65,12 @@ describe('backpressure through the binary', { timeout: 120_000, skip: !hasProcfs
       backends: [{ id: 'flood', url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}` }],
       log: { level: 'info', access: false },
     });
-    cleanups.push(async () => {
+    cleanup.defer(async () => {
       await wslb.stop();
     });
     const client = connect({ port: wslb.port, host: '127.0.0.1', allowHalfOpen: true });
     client.on('error', () => {});
-    cleanups.push(async () => {
+    cleanup.defer(async () => {
       client.destroy();
     });
     await new Promise((resolve) => client.once('connect', resolve));

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, it } from 'node:test';
 import {
+  createCleanup,
   assertNoLeakedHandles,
   closeAll,
   closed,
@@ -28,21 +29,21 @@ const cliPackage = JSON.parse(
 };
 
 describe('the wslb binary', { timeout: 120_000 }, () => {
-  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
   it('balances 30 sockets 10/10/10 from a JSON config, with path, query and X-Forwarded-For', async () => {
     const backends = await startEchoBackends(3);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       backends: backends.map((b) => ({ id: b.id, url: b.url })),
       plugins: ['round-robin'],
     });
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     const { clients, perBackend } = await openClients(`${wslb.url}/feed?topic=x`, 30);
     assert.deepEqual(perBackend, { b1: 10, b2: 10, b3: 10 });
     const seen = backends[0]!.seen.find((s) => s.kind === 'ws')!;
@@ -63,12 +64,12 @@ describe('the wslb binary', { timeout: 120_000 }, () => {
 
   it('uses round-robin when no balancing plugin is configured', async () => {
     const backends = await startEchoBackends(2);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       backends: backends.map((b) => ({ id: b.id, url: b.url })),
     });
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     const { clients, perBackend } = await openClients(wslb.url, 4);
     assert.deepEqual(perBackend, { b1: 2, b2: 2 });
     await closeAll(clients);
@@ -76,7 +77,7 @@ describe('the wslb binary', { timeout: 120_000 }, () => {
 
   it('skips a dead backend and answers 502 when all are dead', async () => {
     const backends = await startEchoBackends(1);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       backends: [
@@ -85,7 +86,7 @@ describe('the wslb binary', { timeout: 120_000 }, () => {
       ],
       retries: 1,
     });
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     const { clients, perBackend } = await openClients(wslb.url, 4);
     assert.deepEqual(perBackend, { b1: 4 });
     await closeAll(clients);
@@ -94,7 +95,7 @@ describe('the wslb binary', { timeout: 120_000 }, () => {
       listen: { host: '127.0.0.1', port: 0 },
       backends: [{ id: 'dead', url: `ws://127.0.0.1:${await deadPort()}` }],
     });
-    cleanups.push(() => allDead.stop());
+    cleanup.defer(() => allDead.stop());
     const answer = await upgradeRequest(allDead.url, {
       'sec-websocket-key': webSocketKey(),
       'sec-websocket-version': '13',
@@ -104,7 +105,7 @@ describe('the wslb binary', { timeout: 120_000 }, () => {
 
   it('exits 0 on SIGTERM with live tunnels, closing them', async () => {
     const backends = await startEchoBackends(1);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       backends: [{ id: 'b1', url: backends[0]!.url }],
@@ -184,7 +185,7 @@ describe('the wslb binary', { timeout: 120_000 }, () => {
 
   it('exits 1 when the port is in use', async () => {
     const backends = await startEchoBackends(1);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const { file } = writeTempConfig({
       listen: { host: '127.0.0.1', port: backends[0]!.port },
       backends: [{ url: backends[0]!.url }],

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import {
+  createCleanup,
   type OpenedClient,
   assertNoLeakedHandles,
   closeAll,
@@ -54,21 +55,21 @@ async function openRaw(port: number, pid: number): Promise<RawConnection> {
  * `ulimit -n` would set it), connections are opened until it has none left, then released.
  */
 describe('EMFILE', { timeout: 60_000, skip: !hasPrlimit() && 'needs Linux and prlimit' }, () => {
-  const cleanups: Array<() => Promise<void>> = [];
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
   it('is survived and logged; live tunnels keep working; service resumes once fds are free', async () => {
     const backend = await startEchoBackend({ id: 'b1' });
-    cleanups.push(() => backend.close());
+    cleanup.defer(() => backend.close());
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       backends: [{ id: 'b1', url: backend.url }],
       log: { level: 'info', access: false },
     });
-    cleanups.push(async () => {
+    cleanup.defer(async () => {
       await wslb.stop();
     });
     const pid = wslb.child.pid!;
@@ -78,7 +79,7 @@ describe('EMFILE', { timeout: 60_000, skip: !hasPrlimit() && 'needs Linux and pr
     execFileSync('prlimit', ['--pid', String(pid), `--nofile=${limit}:${limit}`]);
 
     const opened: OpenedClient[] = [];
-    cleanups.push(() => closeAll(opened));
+    cleanup.defer(() => closeAll(opened));
     const refused: string[] = [];
     for (let i = 0; i < 40 && refused.length < 5; i++) {
       try {
@@ -100,7 +101,7 @@ describe('EMFILE', { timeout: 60_000, skip: !hasPrlimit() && 'needs Linux and pr
      * below the limit, whatever the parity the tunnels left behind.
      */
     const idle: RawConnection[] = [];
-    cleanups.push(async () => idle.forEach((s) => s.destroy()));
+    cleanup.defer(async () => idle.forEach((s) => s.destroy()));
     for (let i = 0; i < 8 && !idle.some((s) => s.closed); i++) {
       idle.push(await openRaw(wslb.port, pid));
     }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { CloseInfo, Plugin } from '@wslb/core';
 import {
+  createCleanup,
   type EchoBackend,
   type OpenedClient,
   type TestProxy,
@@ -64,7 +65,7 @@ function delayResponse(ms: number): Plugin {
 }
 
 describe('fault injection', { timeout: 60_000 }, () => {
-  const cleanups: Array<() => Promise<void>> = [];
+  const cleanup = createCleanup();
   let healthy: EchoBackend;
   let faulty: RawServer;
   let proxy: TestProxy;
@@ -72,7 +73,7 @@ describe('fault injection', { timeout: 60_000 }, () => {
   let closes: Recorded[];
 
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
@@ -84,9 +85,9 @@ describe('fault injection', { timeout: 60_000 }, () => {
     extraPlugins: Plugin[] = [],
   ): Promise<void> {
     healthy = await startEchoBackend({ id: 'healthy' });
-    cleanups.push(() => healthy.close());
+    cleanup.defer(() => healthy.close());
     faulty = await rawServer(onPeer, { stubborn });
-    cleanups.push(() => faulty.close());
+    cleanup.defer(() => faulty.close());
     closes = [];
     proxy = await startProxy({
       ...config,
@@ -96,16 +97,16 @@ describe('fault injection', { timeout: 60_000 }, () => {
       ],
       plugins: [routeByPath(), closeRecorder(closes), ...extraPlugins],
     });
-    cleanups.push(() => proxy.close());
+    cleanup.defer(() => proxy.close());
     bystander = await openClient(`${proxy.url}/healthy/bystander`);
-    cleanups.push(() => closeAll([bystander]));
+    cleanup.defer(() => closeAll([bystander]));
     assert.equal((await roundTrip(bystander.ws, 'before')).data.toString(), 'before');
   }
 
   /** A raw client that sent an upgrade request for the faulty backend. */
   async function upgradeToFaulty(path = '/faulty/ws', stubborn = true): Promise<RawPeer> {
     const client = await rawClient(proxy.port, { stubborn });
-    cleanups.push(async () => client.destroy());
+    cleanup.defer(async () => client.destroy());
     client.write(upgradeHead(path, webSocketKey()));
     return client;
   }
@@ -362,7 +363,7 @@ describe('fault injection', { timeout: 60_000 }, () => {
       peer.reset();
     });
     const client = await rawClient(proxy.port, { stubborn: true });
-    cleanups.push(async () => client.destroy());
+    cleanup.defer(async () => client.destroy());
     client.write('GET /faulty/page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     assert.equal((await client.untilHead()).status, 502);
     await assertSettled(client, 'backend-failed');
@@ -375,7 +376,7 @@ describe('fault injection', { timeout: 60_000 }, () => {
       setTimeout(() => peer.reset(), 50);
     });
     const client = await rawClient(proxy.port, { stubborn: true });
-    cleanups.push(async () => client.destroy());
+    cleanup.defer(async () => client.destroy());
     client.write('GET /faulty/page HTTP/1.1\r\nHost: x\r\n\r\n');
     const head = await client.untilHead();
     assert.equal(head.status, 200);

@@ -3,6 +3,7 @@ import { afterEach, describe, it } from 'node:test';
 import { type CloseInfo, type ConnectionContext, type Plugin, STAGE_OVERRIDE, WslbError } from '@wslb/core';
 import roundRobin from '@wslb/round-robin';
 import {
+  createCleanup,
   assertNoLeakedHandles,
   closeAll,
   closed,
@@ -18,15 +19,15 @@ import {
 const upgradeHeaders = () => ({ 'sec-websocket-key': webSocketKey(), 'sec-websocket-version': '13' });
 
 describe('hooks', { timeout: 60_000 }, () => {
-  const cleanups: Array<() => Promise<void>> = [];
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
   async function setup(plugin: Plugin, extra: { timeouts?: { hook?: number } } = {}) {
     const backends = await startEchoBackends(2);
-    cleanups.push(async () => {
+    cleanup.defer(async () => {
       await Promise.all(backends.map((b) => b.close()));
     });
     const proxy = await startProxy({
@@ -34,7 +35,7 @@ describe('hooks', { timeout: 60_000 }, () => {
       plugins: [plugin, roundRobin()],
       ...extra,
     });
-    cleanups.push(() => proxy.close());
+    cleanup.defer(() => proxy.close());
     return { backends, proxy };
   }
 

@@ -4,6 +4,7 @@ import { afterEach, describe, it } from 'node:test';
 import { type Plugin, STAGE_BALANCE } from '@wslb/core';
 import roundRobin from '@wslb/round-robin';
 import {
+  createCleanup,
   type OpenedClient,
   assertNoLeakedHandles,
   closeAll,
@@ -63,19 +64,15 @@ function slowBalancer(): Plugin {
 }
 
 describe('connection limits', { timeout: 60_000 }, () => {
-  const cleanups: Array<() => Promise<void>> = [];
-  const cleanup = <T extends { close(): Promise<void> }>(thing: T): T => {
-    cleanups.push(() => thing.close());
-    return thing;
-  };
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
   it('maxConnections per backend: a full backend is skipped, all full is 503 with Retry-After', async () => {
-    const [a, b] = (await startEchoBackends(2)).map(cleanup);
-    const proxy = cleanup(
+    const [a, b] = (await startEchoBackends(2)).map((backend) => cleanup.add(backend));
+    const proxy = cleanup.add(
       await startProxy({
         backends: [
           { id: 'b1', url: a!.url, maxConnections: 2 },
@@ -103,8 +100,8 @@ describe('connection limits', { timeout: 60_000 }, () => {
   });
 
   it('maxConnections holds for concurrent handshakes, with a balancer that awaits', async () => {
-    const [a, b] = (await startEchoBackends(2)).map(cleanup);
-    const proxy = cleanup(
+    const [a, b] = (await startEchoBackends(2)).map((backend) => cleanup.add(backend));
+    const proxy = cleanup.add(
       await startProxy({
         backends: [
           { id: 'b1', url: a!.url, maxConnections: 3 },
@@ -122,10 +119,10 @@ describe('connection limits', { timeout: 60_000 }, () => {
   });
 
   it('limits.connections: past it 503 with Retry-After; plain HTTP in flight counts too', async () => {
-    const [a] = (await startEchoBackends(1)).map(cleanup);
+    const [a] = (await startEchoBackends(1)).map((backend) => cleanup.add(backend));
     // A backend that holds HTTP requests until told to answer.
-    const slow = cleanup(await rawServer(() => {}));
-    const proxy = cleanup(
+    const slow = cleanup.add(await rawServer(() => {}));
+    const proxy = cleanup.add(
       await startProxy({
         backends: [
           { id: 'b1', url: a!.url },
@@ -175,8 +172,8 @@ describe('connection limits', { timeout: 60_000 }, () => {
   });
 
   it('limits.perClient: 429 past it for that address only; other addresses go on', async () => {
-    const [a] = (await startEchoBackends(1)).map(cleanup);
-    const proxy = cleanup(
+    const [a] = (await startEchoBackends(1)).map((backend) => cleanup.add(backend));
+    const proxy = cleanup.add(
       await startProxy({ backends: [{ id: 'b1', url: a!.url }], limits: { perClient: 2 } }),
     );
     const mine = await openClients(proxy.url, 2, { localAddress: '127.0.0.1' });
@@ -204,8 +201,8 @@ describe('connection limits', { timeout: 60_000 }, () => {
   });
 
   it('limits.perClient counts the forwarded address behind a trusted proxy, never a spoofed one', async () => {
-    const [a] = (await startEchoBackends(1)).map(cleanup);
-    const proxy = cleanup(
+    const [a] = (await startEchoBackends(1)).map((backend) => cleanup.add(backend));
+    const proxy = cleanup.add(
       await startProxy({
         backends: [{ id: 'b1', url: a!.url }],
         limits: { perClient: 1 },
@@ -239,14 +236,14 @@ describe('connection limits', { timeout: 60_000 }, () => {
   });
 
   it('the binary enforces limits from its JSON config', async () => {
-    const [a] = (await startEchoBackends(1)).map(cleanup);
+    const [a] = (await startEchoBackends(1)).map((backend) => cleanup.add(backend));
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       backends: [{ id: 'b1', url: a!.url, maxConnections: 10 }],
       limits: { perClient: 2, connections: 3 },
       log: { level: 'info', access: false },
     });
-    cleanups.push(async () => {
+    cleanup.defer(async () => {
       await wslb.stop();
     });
     const first = await openClients(wslb.url, 2, { localAddress: '127.0.0.1' });

@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import { createLogger, createProxy } from '@wslb/core';
 import {
+  createCleanup,
   type OpenedClient,
   assertNoLeakedHandles,
   closeAll,
@@ -32,15 +33,15 @@ function refused(port: number): Promise<boolean> {
 }
 
 describe('reload and graceful stop through the binary', { timeout: 120_000 }, () => {
-  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
   it('keeps 100 live sockets through a reload that adds, removes and reweights backends', async () => {
     const backends = await startEchoBackends(4);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const [b1, b2, b3, b4] = backends as [
       (typeof backends)[0],
       (typeof backends)[0],
@@ -52,10 +53,10 @@ describe('reload and graceful stop through the binary', { timeout: 120_000 }, ()
       ...base,
       backends: [b1, b2, b3].map((b) => ({ id: b!.id, url: b!.url })),
     });
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     const { clients, perBackend } = await openClients(wslb.url, 100);
     assert.deepEqual(perBackend, { b1: 34, b2: 33, b3: 33 });
-    cleanups.push(() => closeAll(clients));
+    cleanup.defer(() => closeAll(clients));
 
     wslb.writeConfig({
       ...base,
@@ -80,14 +81,14 @@ describe('reload and graceful stop through the binary', { timeout: 120_000 }, ()
 
   it('keeps serving the old config when the reloaded file is invalid, and logs why', async () => {
     const backends = await startEchoBackends(2);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       backends: backends.map((b) => ({ id: b.id, url: b.url })),
     });
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     const live = await openClient(wslb.url);
-    cleanups.push(() => closeAll([live]));
+    cleanup.defer(() => closeAll([live]));
     wslb.writeConfig('{ "backends": [ { "url": 42 } ] }');
     wslb.child.kill('SIGHUP');
     const line = await wslb.waitForLog((l) => l.code === 'WSLB_ERR_CONFIG_INVALID');
@@ -100,7 +101,7 @@ describe('reload and graceful stop through the binary', { timeout: 120_000 }, ()
 
   it('on SIGTERM stops accepting, lets tunnels work until timeouts.drain, then exits 0', async () => {
     const backends = await startEchoBackends(1);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const drain = 1500;
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
@@ -130,14 +131,14 @@ describe('reload and graceful stop through the binary', { timeout: 120_000 }, ()
 
   it('while draining, answers requests on open keep-alive connections with 503 and Connection: close', async () => {
     const backends = await startEchoBackends(1);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       backends: [{ id: 'b1', url: backends[0]!.httpUrl }],
       timeouts: { drain: 1500 },
     });
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    cleanups.push(async () => agent.destroy());
+    cleanup.defer(async () => agent.destroy());
     const get = () =>
       new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
         const req = request({ host: '127.0.0.1', port: wslb.port, path: '/', agent }, (res) => {
@@ -160,7 +161,7 @@ describe('reload and graceful stop through the binary', { timeout: 120_000 }, ()
 
   it('on SIGTERM exits as soon as the last tunnel ends', async () => {
     const backends = await startEchoBackends(1);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       backends: [{ id: 'b1', url: backends[0]!.url }],
@@ -177,24 +178,24 @@ describe('reload and graceful stop through the binary', { timeout: 120_000 }, ()
 });
 
 describe('listener changes on reload (in code)', { timeout: 60_000 }, () => {
-  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
   it('moves to a new port without dropping sockets, and rolls back when the new port is taken', async () => {
     const backends = await startEchoBackends(2);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const config = {
       listen: { host: '127.0.0.1', port: 0 },
       backends: [{ id: 'b1', url: backends[0]!.url }],
     };
     const proxy = createProxy(config, { logger: createLogger({ level: 'silent' }) });
-    cleanups.push(() => proxy.close({ drain: 0 }));
+    cleanup.defer(() => proxy.close({ drain: 0 }));
     const [first] = await proxy.listen();
     const live = await openClient(`ws://127.0.0.1:${first!.port}`);
-    cleanups.push(() => closeAll([live]));
+    cleanup.defer(() => closeAll([live]));
 
     // Same listener, written with the port it got: nothing restarts.
     await proxy.reload({ ...config, listen: { host: '127.0.0.1', port: first!.port } });

@@ -5,6 +5,7 @@ import { request as httpsRequest } from 'node:https';
 import { afterEach, describe, it } from 'node:test';
 import { encodeProxyHeader } from '@wslb/core';
 import {
+  createCleanup,
   assertNoLeakedHandles,
   closeAll,
   closed,
@@ -42,23 +43,23 @@ function peerFingerprint(port: number, ca: string): Promise<string> {
 }
 
 describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }, () => {
-  const cleanups: Array<() => unknown> = [];
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
   it('terminates TLS: wss and https clients reach plain backends with X-Forwarded-Proto https', async () => {
     const cert = await makeCertificate();
     const files = writeCertificate(cert);
-    cleanups.push(files.remove);
+    cleanup.defer(files.remove);
     const backends = await startEchoBackends(1);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0, tls: { cert: files.certFile, key: files.keyFile } },
       backends: [{ id: 'b1', url: backends[0]!.url }],
     });
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     const client = await openClient(`wss://127.0.0.1:${wslb.port}/secure`, { ca: cert.cert });
     assert.equal((await roundTrip(client.ws, 'over tls')).data.toString(), 'over tls');
     const seen = backends[0]!.seen.find((s) => s.url === '/secure')!;
@@ -77,15 +78,15 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
     const first = await makeCertificate();
     const second = await makeCertificate();
     const files = writeCertificate(first);
-    cleanups.push(files.remove);
+    cleanup.defer(files.remove);
     const backends = await startEchoBackends(1);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const config = {
       listen: { host: '127.0.0.1', port: 0, tls: { cert: files.certFile, key: files.keyFile } },
       backends: [{ id: 'b1', url: backends[0]!.url }],
     };
     const wslb = await runWslb(config);
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     assert.equal(await peerFingerprint(wslb.port, first.cert), first.fingerprint);
     const live = await openClient(`wss://127.0.0.1:${wslb.port}`, { ca: first.cert });
     writeCertificate(second, files.dir);
@@ -102,14 +103,14 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
     const backend = await startWssBackend(cert, (ws) =>
       ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })),
     );
-    cleanups.push(() => backend.close());
+    cleanup.defer(() => backend.close());
     const backendPort = backend.port;
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       mode: 'tcp',
       backends: [{ id: 'tls-backend', url: `tcp://127.0.0.1:${backendPort}` }],
     });
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     // The certificate the client sees is the backend's own: wslb did not terminate TLS.
     assert.equal(await peerFingerprint(wslb.port, cert.cert), cert.fingerprint);
     const client = await openClient(`wss://127.0.0.1:${wslb.port}/through`, { ca: cert.cert });
@@ -126,7 +127,7 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
         socket.end();
       });
     });
-    cleanups.push(() => backend.close());
+    cleanup.defer(() => backend.close());
     for (const version of ['v1', 'v2'] as const) {
       const proxy = await startProxy({
         mode: 'tcp',
@@ -153,12 +154,12 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
 
     // A front balancer announces the real client; it becomes X-Forwarded-For at the backend.
     const backends = await startEchoBackends(1);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const front = await runWslb({
       listen: { host: '127.0.0.1', port: 0, proxyProtocol: true },
       backends: [{ id: 'b1', url: backends[0]!.url }],
     });
-    cleanups.push(() => front.stop());
+    cleanup.defer(() => front.stop());
     const raw = netConnect(front.port, '127.0.0.1');
     raw.write(
       Buffer.concat([
@@ -187,9 +188,9 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
   it('reads a PROXY header in front of TLS (wss behind a front balancer)', async () => {
     const cert = await makeCertificate();
     const files = writeCertificate(cert);
-    cleanups.push(files.remove);
+    cleanup.defer(files.remove);
     const backends = await startEchoBackends(1);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const wslb = await runWslb({
       listen: {
         host: '127.0.0.1',
@@ -199,7 +200,7 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
       },
       backends: [{ id: 'b1', url: backends[0]!.url }],
     });
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     // A raw TCP connection carries the PROXY header, then TLS, then the upgrade.
     const raw = netConnect(wslb.port, '127.0.0.1');
     await new Promise((resolve) => raw.once('connect', resolve));
@@ -228,12 +229,12 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
 
   it('closes a quiet tunnel after timeouts.idle and keeps a chatty one', async () => {
     const backends = await startEchoBackends(1);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const proxy = await startProxy({
       backends: [{ id: 'b1', url: backends[0]!.url }],
       timeouts: { idle: 400 },
     });
-    cleanups.push(() => proxy.close());
+    cleanup.defer(() => proxy.close());
     const quiet = await openClient(proxy.url);
     const chatty = await openClient(proxy.url);
     const quietClosed = closed(quiet.ws, 3000);
@@ -249,28 +250,28 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
 });
 
 describe('TLS to backends', { timeout: 60_000 }, () => {
-  const cleanups: Array<() => unknown> = [];
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
   it('dials wss:// backends, verifying them against the configured CA', async () => {
     const cert = await makeCertificate();
     const files = writeCertificate(cert);
-    cleanups.push(files.remove);
+    cleanup.defer(files.remove);
     const backend = await startWssBackend(cert, (ws, req) =>
       ws.on('message', (data) =>
         ws.send(`tls backend saw ${req.headers['x-forwarded-proto']}: ${data.toString()}`),
       ),
     );
-    cleanups.push(() => backend.close());
+    cleanup.defer(() => backend.close());
     const port = backend.port;
     const verified = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       backends: [{ id: 'secure', url: `wss://localhost:${port}`, tls: { ca: files.certFile } }],
     });
-    cleanups.push(() => verified.stop());
+    cleanup.defer(() => verified.stop());
     const client = await openClient(verified.url);
     assert.equal((await roundTrip(client.ws, 'hi')).data.toString(), 'tls backend saw http: hi');
     await closeAll([client]);
@@ -280,7 +281,7 @@ describe('TLS to backends', { timeout: 60_000 }, () => {
       listen: { host: '127.0.0.1', port: 0 },
       backends: [{ id: 'secure', url: `wss://localhost:${port}` }],
     });
-    cleanups.push(() => strict.stop());
+    cleanup.defer(() => strict.stop());
     await assert.rejects(openClient(strict.url), (err: Error & { status?: number }) => err.status === 502);
   });
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import {
+  createCleanup,
   assertNoLeakedHandles,
   closeAll,
   openClients,
@@ -12,22 +13,22 @@ import {
 } from '@wslb/testing';
 
 describe('workers', { timeout: 120_000 }, () => {
-  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
   it('serves from 2 worker processes, survives a killed worker and drains on SIGTERM', async () => {
     const backends = await startEchoBackends(2);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       backends: backends.map((b) => ({ id: b.id, url: b.url })),
       workers: 2,
       timeouts: { drain: 1000 },
     });
-    cleanups.push(() => wslb.stop('SIGKILL'));
+    cleanup.defer(() => wslb.stop('SIGKILL'));
     const ready = async (n: number) =>
       waitFor(
         () => {
@@ -78,15 +79,15 @@ describe('workers', { timeout: 120_000 }, () => {
 });
 
 describe('workers share one control plane', { timeout: 120_000 }, () => {
-  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
   it('health checks in the primary take a dead backend out of every worker; /status sums the workers', async () => {
     const backends = await startEchoBackends(2);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       backends: backends.map((b) => ({ id: b.id, url: b.url })),
@@ -97,7 +98,7 @@ describe('workers share one control plane', { timeout: 120_000 }, () => {
       workers: 2,
       timeouts: { drain: 500 },
     });
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     await waitFor(() => wslb.logs.filter((l) => l.msg === 'worker ready').length >= 2, { timeoutMs: 15_000 });
     const adminLine = await wslb.waitForLog((l) => l.msg === 'admin listening');
     const status = async () =>

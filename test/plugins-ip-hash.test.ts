@@ -3,6 +3,7 @@ import { rmSync } from 'node:fs';
 import { afterEach, describe, it } from 'node:test';
 import ipHash from '@wslb/ip-hash';
 import {
+  createCleanup,
   type EchoBackend,
   assertNoLeakedHandles,
   closeAll,
@@ -19,15 +20,15 @@ import { httpGet } from './helpers/http.js';
 const sources = (count: number): string[] => Array.from({ length: count }, (_, i) => `127.0.0.${i + 2}`);
 
 describe('ip-hash through the wslb binary', { timeout: 60_000 }, () => {
-  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
   async function backends(count = 3): Promise<EchoBackend[]> {
     const started = await startEchoBackends(count);
-    cleanups.push(() => Promise.all(started.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(started.map((b) => b.close())));
     return started;
   }
 
@@ -39,7 +40,7 @@ describe('ip-hash through the wslb binary', { timeout: 60_000 }, () => {
       log: { access: false },
       ...extra,
     });
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     return wslb;
   }
 
@@ -129,7 +130,7 @@ describe('ip-hash through the wslb binary', { timeout: 60_000 }, () => {
       else assert.equal(during[i], owner, `${addresses[i]} stayed on ${owner}`);
     });
     const revived = await victim.restart();
-    cleanups.push(() => revived.close());
+    cleanup.defer(() => revived.close());
     assert.deepEqual(await owners(wslb.url, addresses), before);
   });
 
@@ -138,7 +139,7 @@ describe('ip-hash through the wslb binary', { timeout: 60_000 }, () => {
       backends: [{ url: 'ws://127.0.0.1:9001' }],
       plugins: [{ use: 'ip-hash', options: { key: 'body:user', ipv4Prefix: 33 } }],
     });
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    cleanup.defer(async () => rmSync(dir, { recursive: true, force: true }));
     const result = await execWslb(['--check', '--config', file]);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /\/plugins\/0\/options\/key: must match pattern/);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import {
+  createCleanup,
   type OpenedClient,
   assertNoLeakedHandles,
   closeAll,
@@ -16,15 +17,15 @@ import { rmSync } from 'node:fs';
 import { httpGet } from './helpers/http.js';
 
 describe('round-robin through the wslb binary', { timeout: 60_000 }, () => {
-  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
   it('interleaves weights 5,1,1 as a a b a c a a, over WebSocket and HTTP', async () => {
     const backends = await startEchoBackends(3);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const [a, b, c] = backends as [(typeof backends)[0], (typeof backends)[0], (typeof backends)[0]];
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
@@ -36,7 +37,7 @@ describe('round-robin through the wslb binary', { timeout: 60_000 }, () => {
       plugins: ['round-robin'],
       log: { access: false },
     });
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     const { clients } = await openClients(wslb.url, 14);
     const cycle = ['b1', 'b1', 'b2', 'b1', 'b3', 'b1', 'b1'];
     assert.deepEqual(
@@ -51,7 +52,7 @@ describe('round-robin through the wslb binary', { timeout: 60_000 }, () => {
 
   it('fills primaries up to maxConnections, then uses the backup, and goes back when a slot frees', async () => {
     const backends = await startEchoBackends(3);
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       backends: [
@@ -62,9 +63,9 @@ describe('round-robin through the wslb binary', { timeout: 60_000 }, () => {
       plugins: ['round-robin'],
       log: { access: false },
     });
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     const held: OpenedClient[] = [];
-    cleanups.push(() => closeAll(held));
+    cleanup.defer(() => closeAll(held));
     for (let i = 0; i < 6; i++) held.push(await openClient(wslb.url));
     // Echo backends name themselves b1..b3 whatever id the config gives them.
     assert.deepEqual(
@@ -84,7 +85,7 @@ describe('round-robin through the wslb binary', { timeout: 60_000 }, () => {
       backends: [{ url: 'ws://127.0.0.1:9001' }],
       plugins: [{ use: 'round-robin', options: { weights: [1, 2] } }],
     });
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    cleanup.defer(async () => rmSync(dir, { recursive: true, force: true }));
     const result = await execWslb(['--check', '--config', file]);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /\/plugins\/0\/options: unknown property "weights"/);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { afterEach, describe, it } from 'node:test';
 import {
+  createCleanup,
   type EchoBackend,
   type OpenedClient,
   assertNoLeakedHandles,
@@ -17,15 +18,15 @@ import { httpGet, setCookie } from './helpers/http.js';
 const SECRET = 'e2e-sticky-secret-0123456789';
 
 describe('sticky-sessions through the wslb binary', { timeout: 60_000 }, () => {
-  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
   async function backends(count = 3): Promise<EchoBackend[]> {
     const started = await startEchoBackends(count);
-    cleanups.push(() => Promise.all(started.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(started.map((b) => b.close())));
     return started;
   }
 
@@ -37,7 +38,7 @@ describe('sticky-sessions through the wslb binary', { timeout: 60_000 }, () => {
       log: { access: false },
       ...extra,
     });
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     return wslb;
   }
 
@@ -63,13 +64,13 @@ describe('sticky-sessions through the wslb binary', { timeout: 60_000 }, () => {
     const list = await backends();
     const wslb = await wslbWith(list);
     const first = await openClient(wslb.url);
-    cleanups.push(() => closeAll([first]));
+    cleanup.defer(() => closeAll([first]));
     const cookie = setCookie(first, 'wslb');
     assert.ok(cookie, 'the 101 sets the cookie');
     const sockets: OpenedClient[] = [];
     for (let i = 0; i < 6; i++)
       sockets.push(await openClient(wslb.url, { headers: { cookie: cookie.pair } }));
-    cleanups.push(() => closeAll(sockets));
+    cleanup.defer(() => closeAll(sockets));
     assert.deepEqual(
       sockets.map((s) => s.backend),
       Array(6).fill(first.backend),
@@ -80,7 +81,7 @@ describe('sticky-sessions through the wslb binary', { timeout: 60_000 }, () => {
     // A cookie from an HTTP answer pins the WebSocket of the same client as well.
     const page = await httpGet(`${wslb.httpUrl}/`);
     const ws = await openClient(wslb.url, { headers: { cookie: setCookie(page, 'wslb')!.pair } });
-    cleanups.push(() => closeAll([ws]));
+    cleanup.defer(() => closeAll([ws]));
     assert.equal(ws.backend, page.json().backend);
   });
 
@@ -100,7 +101,7 @@ describe('sticky-sessions through the wslb binary', { timeout: 60_000 }, () => {
     assert.equal(after.json().backend, moved.json().backend);
     // Back up: the old cookie reaches its backend again.
     const revived = await pinned.restart();
-    cleanups.push(() => revived.close());
+    cleanup.defer(() => revived.close());
     assert.equal((await httpGet(`${wslb.httpUrl}/`, { cookie: cookie.pair })).json().backend, pinned.id);
 
     const forged = await httpGet(`${wslb.httpUrl}/`, { cookie: 'wslb=AAAAAAAAAAAAAAAAAAAAAA' });
@@ -150,7 +151,7 @@ describe('sticky-sessions through the wslb binary', { timeout: 60_000 }, () => {
       plugins: ['sticky-sessions'],
       workers: 2,
     });
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    cleanup.defer(async () => rmSync(dir, { recursive: true, force: true }));
     const result = await execWslb(['--config', file]);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /"secret" is required with several workers/);
@@ -161,7 +162,7 @@ describe('sticky-sessions through the wslb binary', { timeout: 60_000 }, () => {
       backends: [{ url: 'ws://127.0.0.1:9001' }],
       plugins: [{ use: 'sticky-sessions', options: { cookie: 'a b', secret: 'short', maxAge: -1 } }],
     });
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    cleanup.defer(async () => rmSync(dir, { recursive: true, force: true }));
     const result = await execWslb(['--check', '--config', file]);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /\/plugins\/0\/options\/cookie: must match pattern/);
@@ -177,7 +178,7 @@ describe('sticky-sessions through the wslb binary', { timeout: 60_000 }, () => {
       plugins: ['round-robin'],
       log: { access: false },
     });
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     const served = new Set<string>();
     for (let i = 0; i < 3; i++)
       served.add((await httpGet(`${wslb.httpUrl}/`, { cookie: 'wslb=x' })).json().backend);

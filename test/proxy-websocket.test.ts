@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, afterEach, before, describe, it } from 'node:test';
 import roundRobin from '@wslb/round-robin';
 import {
+  createCleanup,
   type EchoBackend,
   type TestProxy,
   assertNoLeakedHandles,
@@ -191,20 +192,16 @@ describe('WebSocket through createProxy', { timeout: 60_000 }, () => {
 });
 
 describe('WebSocket failures through createProxy', { timeout: 60_000 }, () => {
-  const cleanups: Array<() => Promise<void>> = [];
-  const cleanup = <T extends { close(): Promise<void> }>(thing: T): T => {
-    cleanups.push(() => thing.close());
-    return thing;
-  };
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
   it('skips a dead backend by retrying on the next one', async () => {
-    const [alive] = (await startEchoBackends(1)).map(cleanup);
+    const [alive] = (await startEchoBackends(1)).map((backend) => cleanup.add(backend));
     const dead = await deadPort();
-    const proxy = cleanup(
+    const proxy = cleanup.add(
       await startProxy({
         backends: [
           { id: 'dead', url: `ws://127.0.0.1:${dead}` },
@@ -220,9 +217,9 @@ describe('WebSocket failures through createProxy', { timeout: 60_000 }, () => {
   });
 
   it('retries the upgrade on another backend when one closes without answering', async () => {
-    const [alive] = (await startEchoBackends(1)).map(cleanup);
-    const hangUp = cleanup(await rawBackend((socket) => socket.once('data', () => socket.destroy())));
-    const proxy = cleanup(
+    const [alive] = (await startEchoBackends(1)).map((backend) => cleanup.add(backend));
+    const hangUp = cleanup.add(await rawBackend((socket) => socket.once('data', () => socket.destroy())));
+    const proxy = cleanup.add(
       await startProxy({
         backends: [
           { id: 'hangs-up', url: hangUp.url },
@@ -235,7 +232,7 @@ describe('WebSocket failures through createProxy', { timeout: 60_000 }, () => {
     assert.deepEqual(perBackend, { b1: 4 });
     assert.ok(proxy.proxy.pool.get('hangs-up')!.failures >= 1, 'counted as a failure for passive checks');
     await closeAll(clients);
-    const onlyHangUp = cleanup(await startProxy({ backends: [{ id: 'hangs-up', url: hangUp.url }] }));
+    const onlyHangUp = cleanup.add(await startProxy({ backends: [{ id: 'hangs-up', url: hangUp.url }] }));
     const answer = await upgradeRequest(onlyHangUp.url, {
       'sec-websocket-key': webSocketKey(),
       'sec-websocket-version': '13',
@@ -244,7 +241,7 @@ describe('WebSocket failures through createProxy', { timeout: 60_000 }, () => {
   });
 
   it('answers 502 when every backend is dead', async () => {
-    const proxy = cleanup(
+    const proxy = cleanup.add(
       await startProxy({
         backends: [
           { id: 'd1', url: `ws://127.0.0.1:${await deadPort()}` },
@@ -261,8 +258,8 @@ describe('WebSocket failures through createProxy', { timeout: 60_000 }, () => {
   });
 
   it('answers 503 with Retry-After when no backend is available', async () => {
-    const [b] = (await startEchoBackends(1)).map(cleanup);
-    const proxy = cleanup(await startProxy({ backends: [{ id: 'only', url: b!.url }] }));
+    const [b] = (await startEchoBackends(1)).map((backend) => cleanup.add(backend));
+    const proxy = cleanup.add(await startProxy({ backends: [{ id: 'only', url: b!.url }] }));
     proxy.proxy.pool.drain(proxy.proxy.pool.get('only')!);
     const answer = await upgradeRequest(proxy.url, {
       'sec-websocket-key': webSocketKey(),
@@ -275,8 +272,8 @@ describe('WebSocket failures through createProxy', { timeout: 60_000 }, () => {
 
   for (const chunked of [false, true]) {
     it(`relays a backend's 403 to the client and closes both sockets (${chunked ? 'chunked' : 'content-length'})`, async () => {
-      const backend = cleanup(await refusingBackend(403, 'no entry for you', chunked));
-      const proxy = cleanup(await startProxy({ backends: [{ id: 'refuser', url: backend.url }] }));
+      const backend = cleanup.add(await refusingBackend(403, 'no entry for you', chunked));
+      const proxy = cleanup.add(await startProxy({ backends: [{ id: 'refuser', url: backend.url }] }));
       const answer = await upgradeRequest(proxy.url, {
         'sec-websocket-key': webSocketKey(),
         'sec-websocket-version': '13',

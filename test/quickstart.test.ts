@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, it } from 'node:test';
 import {
+  createCleanup,
   assertNoLeakedHandles,
   closeAll,
   execWslb,
@@ -29,9 +30,9 @@ function portFree(port: number): Promise<boolean> {
 }
 
 describe('examples/quickstart', { timeout: 60_000 }, () => {
-  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles();
   });
 
@@ -42,13 +43,13 @@ describe('examples/quickstart', { timeout: 60_000 }, () => {
 
   it('balances over its three backends (same config, free ports)', async () => {
     const backends = await startEchoBackends(3, 'echo-');
-    cleanups.push(() => Promise.all(backends.map((b) => b.close())));
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
     const wslb = await runWslb({
       ...quickstartConfig,
       listen: { host: '127.0.0.1', port: 0 },
       backends: quickstartConfig.backends.map((b, i) => ({ ...b, url: backends[i]!.url })),
     });
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     const { clients, perBackend } = await openClients(wslb.url, 6);
     assert.deepEqual(perBackend, { 'echo-1': 2, 'echo-2': 2, 'echo-3': 2 });
     await closeAll(clients);

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { assertNoLeakedHandles, runWslb } from '@wslb/testing';
+import { createCleanup, assertNoLeakedHandles, runWslb } from '@wslb/testing';
 import { runClients } from '../src/clients.js';
 import { type ChatServer, startSocketIoServer } from '../src/server.js';
 
 describe('a socket.io cluster behind the wslb binary', { timeout: 90_000 }, () => {
-  const cleanups: Array<() => unknown> = [];
+  const cleanup = createCleanup();
   afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await cleanup.run();
     await assertNoLeakedHandles(3000);
   });
 
@@ -15,7 +15,7 @@ describe('a socket.io cluster behind the wslb binary', { timeout: 90_000 }, () =
   async function cluster(plugins: unknown[]) {
     const servers: ChatServer[] = [];
     for (const id of ['io-1', 'io-2', 'io-3']) servers.push(await startSocketIoServer(id));
-    cleanups.push(() => Promise.all(servers.map((s) => s.close())));
+    cleanup.defer(() => Promise.all(servers.map((s) => s.close())));
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
       backends: servers.map((s) => ({ id: s.id, url: s.url })),
@@ -24,14 +24,14 @@ describe('a socket.io cluster behind the wslb binary', { timeout: 90_000 }, () =
       // Sessions broken by round-robin leave long-polls open on the servers: do not wait for them.
       timeouts: { drain: 500 },
     });
-    cleanups.push(() => wslb.stop());
+    cleanup.defer(() => wslb.stop());
     return { servers, wslb };
   }
 
   it('50 clients poll, upgrade to WebSocket and get every event acknowledged with sticky-sessions', async () => {
     const { wslb } = await cluster([{ use: 'sticky-sessions' }, 'round-robin']);
     const run = await runClients(wslb.httpUrl, 50, { events: 3, timeoutMs: 15_000 });
-    cleanups.push(() => run.close());
+    cleanup.defer(() => run.close());
     const failures = run.results.filter((r) => !r.ok).map((r) => r.error);
     assert.deepEqual(failures, [], 'no client failed');
     // The balancer still spreads the sessions: round-robin chose each one's server.
@@ -44,7 +44,7 @@ describe('a socket.io cluster behind the wslb binary', { timeout: 90_000 }, () =
   it('the same 50 clients with round-robin alone break: polls and upgrades land on servers without the session', async () => {
     const { wslb } = await cluster(['round-robin']);
     const run = await runClients(wslb.httpUrl, 50, { events: 3, timeoutMs: 3000 });
-    cleanups.push(() => run.close());
+    cleanup.defer(() => run.close());
     const failed = run.results.filter((r) => !r.ok);
     assert.ok(
       failed.length >= 40,
