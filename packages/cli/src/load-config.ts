@@ -11,7 +11,7 @@ import {
   loadPluginModule,
   validateConfig,
 } from '@wslb/core';
-import { adminConfigIssue } from './admin/server.js';
+import { adminConfigIssue } from './admin/config-rules.js';
 
 /** A config that could not be read or is invalid: the binary exits 2 with these lines. */
 export class ConfigError extends Error {

@@ -2,8 +2,7 @@ import cluster from 'node:cluster';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type AdminConfig, type Proxy, WslbError, createProxy } from '@wslb/core';
-import { proxyMetrics, useClusterMetrics } from './admin/metrics.js';
-import { type AdminServer, startAdminServer } from './admin/server.js';
+import type { AdminServer } from './admin/server.js';
 import { USAGE, UsageError, parseArgs } from './args.js';
 import { ClusterPrimary, WORKER_ENV, joinCluster, workerCount } from './cluster.js';
 import { ConfigError, checkConfigPlugins, loadConfig } from './load-config.js';
@@ -99,6 +98,14 @@ export async function main(argv: readonly string[]): Promise<number> {
   return run(proxy, args.config, role === 'worker');
 }
 
+/**
+ * The admin API and its metrics (prom-client) load only where they run: a single process without
+ * `admin` keeps their ~1 MiB of heap out of the collector's way on the data path.
+ */
+function loadMetrics(): Promise<typeof import('./admin/metrics.js')> {
+  return import('./admin/metrics.js');
+}
+
 /** Logs faults that escaped a handler: one faulty connection or plugin must not take the others down. */
 function logUncaught(proxy: Proxy): void {
   const log = proxy.log;
@@ -120,6 +127,7 @@ async function runPrimary(
   const log = control.log;
   logUncaught(control);
   const primary = new ClusterPrimary(control, count, argv);
+  const { useClusterMetrics } = await loadMetrics();
   useClusterMetrics(control, () => primary.workerMetrics());
   // The admin API lives with the control plane: health states and the workers' summed counters.
   const admin = new AdminHolder(control);
@@ -183,6 +191,7 @@ async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise
   signals.started(true);
   if (isWorker) {
     // Counting starts now; the primary asks for these when /metrics is scraped.
+    const { proxyMetrics } = await loadMetrics();
     const metrics = proxyMetrics(proxy);
     joinCluster(proxy, addresses[0]?.port ?? 0, () => metrics.registry.getMetricsAsJSON());
     // Without its primary a worker has no control plane: drain and go.
@@ -211,6 +220,7 @@ class AdminHolder {
     this.#config = '';
     await previous?.close();
     if (!config) return;
+    const { startAdminServer } = await import('./admin/server.js');
     this.#server = await startAdminServer(this.#proxy, config);
     this.#config = next;
   }

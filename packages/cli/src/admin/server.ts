@@ -3,9 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIP, type AddressInfo, type Socket } from 'node:net';
 import { type AdminConfig, type Backend, type Proxy, WslbError } from '@wslb/core';
 import { DASHBOARD_HTML } from './dashboard.js';
+import { DEFAULT_ADMIN_HOST, adminConfigIssue, isLoopbackHost } from './config-rules.js';
 import { proxyMetrics } from './metrics.js';
-
-export const DEFAULT_ADMIN_HOST = '127.0.0.1';
 
 export interface AdminServer {
   readonly server: Server;
@@ -16,28 +15,6 @@ export interface AdminServer {
   readonly url: string;
   /** Stops accepting and closes every admin connection. */
   close(): Promise<void>;
-}
-
-/** Whether a host name or address only reaches this machine. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || h.endsWith('.localhost')) return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
-  return h.startsWith('::ffff:127.');
-}
-
-/**
- * Rules of the admin config that its schema cannot say: a listener reachable from other machines
- * must require a token. Returns the message for `/admin`, or undefined.
- */
-export function adminConfigIssue(admin: AdminConfig | undefined): string | undefined {
-  if (!admin) return undefined;
-  const host = admin.host ?? DEFAULT_ADMIN_HOST;
-  if (!isLoopbackHost(host) && !admin.token) {
-    return `admin listener on non-loopback host "${host}" needs a "token"`;
-  }
-  return undefined;
 }
 
 /** The Host header's host name, without the port. */
