@@ -5,9 +5,36 @@ import { configSchema } from './config-schema.js';
 // ajv-formats ships CommonJS; under NodeNext its default import is the module object.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
-/** One ajv instance for the whole process: the root schema and every plugin schema compile here. */
-const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: false });
-addFormats(ajv);
+/**
+ * One ajv instance validates the whole file: the root schema and every plugin schema compile
+ * there. It lives only while validation runs (start-up, a reload): its compiled schemas would
+ * otherwise stay on the heap for the process's life, and a larger old generation makes V8 collect
+ * it in full where a small one gets by with young-generation sweeps (the bulk benchmark).
+ */
+const IDLE_RELEASE_MS = 5000;
+let ajv: Ajv | undefined;
+// Keyed by the schema's text: the checks of one start-up compile each schema once.
+let compiled = new Map<string, ValidateFunction>();
+let releaseTimer: NodeJS.Timeout | undefined;
+
+function release(): void {
+  ajv = undefined;
+  compiled = new Map();
+  releaseTimer = undefined;
+}
+
+function validator(): Ajv {
+  if (releaseTimer) releaseTimer.refresh();
+  else {
+    releaseTimer = setTimeout(release, IDLE_RELEASE_MS);
+    releaseTimer.unref();
+  }
+  if (!ajv) {
+    ajv = new Ajv({ allErrors: true, strict: false, useDefaults: false });
+    addFormats(ajv);
+  }
+  return ajv;
+}
 
 export interface PluginSchemaEntry {
   /** The `use` string as written in the config (or the plugin's name). */
@@ -38,14 +65,12 @@ export function buildConfigSchema(plugins: readonly PluginSchemaEntry[] = []): o
   };
 }
 
-// Keyed by the schema's text: a reload builds an equal schema object that must not compile again.
-const compiled = new Map<string, ValidateFunction>();
-
 function compile(schema: object): ValidateFunction {
+  const instance = validator();
   const key = JSON.stringify(schema);
   let fn = compiled.get(key);
   if (!fn) {
-    fn = ajv.compile(schema);
+    fn = instance.compile(schema);
     compiled.set(key, fn);
   }
   return fn;
