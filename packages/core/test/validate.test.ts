@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import { validateConfig, validatePluginOptions } from '../src/validate.js';
 
@@ -70,5 +71,23 @@ describe('validateConfig', () => {
     assert.deepEqual(validatePluginOptions(schema, { choices: 0 }, '/plugins/2/options'), [
       { path: '/plugins/2/options/choices', message: 'must be >= 1' },
     ]);
+  });
+});
+
+describe('the validator between validations', () => {
+  const ajvFiles = (): string[] =>
+    Object.keys(createRequire(import.meta.url).cache).filter((f) => /[\\/]node_modules[\\/]ajv[\\/]/.test(f));
+
+  it('lets ajv go a second after the last validation, and loads it again for the next', async () => {
+    assert.deepEqual(validateConfig({ backends: [{ url: 'ws://127.0.0.1:1' }] }), []);
+    assert.ok(ajvFiles().length > 0, 'ajv is loaded while validating');
+    await new Promise((resolve) => setTimeout(resolve, 1300));
+    assert.deepEqual(ajvFiles(), [], 'nothing of ajv stays in the require cache');
+    // A reload validates again, with the same answers.
+    assert.deepEqual(
+      validateConfig({ backends: [{ url: 'nope' }] }).map((i) => i.path),
+      ['/backends/0/url', '/backends/0/url'],
+    );
+    assert.ok(ajvFiles().length > 0);
   });
 });
