@@ -161,7 +161,10 @@ export default function stickySessions(options: StickySessionsOptions = {}): Plu
           (line) => setCookieName(line) !== name,
         );
         const token = tokens.tokenOf(backend.id);
-        if (!valuesOf(ctx).includes(token)) {
+        const values = valuesOf(ctx);
+        // The last look at them: an open tunnel keeps nothing of its cookie here.
+        requested.delete(ctx);
+        if (!values.includes(token)) {
           const secure = settings.sameSite === 'none' || (settings.secure ?? ctx.secure);
           lines.push(serializeCookie(name, token, { ...settings.attributes, secure }));
           privateCacheControl(response.headers);
