@@ -168,14 +168,18 @@ const WHY: Array<[string, string]> = [
     'bulk MB/s',
     'bulk MB/s: throughput here is set by the window (4 x 4 x 64 KiB in flight) over the round trip, so ' +
       "it moves with every process on the machine; the proxy's own cost is the ms/MB column. Every read " +
-      'allocates a fresh 64 KiB buffer, and at this rate their external memory makes V8 request ' +
-      'old-space collections: the "(garbage collector)" share in the bulk profile. Reading into reused ' +
-      "buffers (net.connect's onread) is not safe in a proxy: a write to a slow client keeps a view of " +
-      'the buffer while other sockets read into it (tried; test/tunnel-backpressure.test.ts caught the ' +
-      'corruption), and a socket accepted by http.Server cannot take one at all. The collections come ' +
-      "from V8's heap sizing once the proxy has served other load: step 03 of the history below ran " +
-      'wslb under node --initial-old-space-size=64 (a start-up flag, refused in NODE_OPTIONS, so not ' +
-      "applied by the binary) and its ms/MB dropped to HAProxy's.",
+      'allocates a fresh 64 KiB buffer, and their external memory triggers a young-generation collection ' +
+      'about every 100 ms. V8 (kV8ActivationThreshold in its incremental-marking.cc) starts incremental ' +
+      'marking only once the old generation passes 8 MiB: above it, each of those collections is followed ' +
+      'by a full mark-compact, the "(garbage collector)" share of the bulk profile and about twice the ' +
+      'CPU per MB (--trace-gc shows both patterns). wslb therefore keeps its resident heap small: ajv is ' +
+      'unloaded a second after the last validation and the admin API with prom-client loads only when ' +
+      'configured (history step 04 below). With health-check (ws), ' +
+      'sticky-sessions and the admin API loaded, the heap is over the threshold again, and so is any ' +
+      'Node.js proxy holding a few thousand connections. Reading into reused buffers ' +
+      "(net.connect's onread) is not safe in a proxy: a write to a slow client keeps a view of the " +
+      'buffer while other sockets read into it (tried; test/tunnel-backpressure.test.ts caught the ' +
+      'corruption), and a socket accepted by http.Server cannot take one at all.',
   ],
   [
     'RSS per idle tunnel',
