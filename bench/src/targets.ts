@@ -160,13 +160,18 @@ export function pluginInstalled(name: string): boolean {
   return existsSync(join(REPO_ROOT, 'packages/cli/node_modules/@wslb', name, 'package.json'));
 }
 
+/** Whether the admin listener (which opens just after the proxy's) serves wslb metrics. */
 async function metricsServed(port: number): Promise<boolean> {
-  try {
-    const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(3000) });
-    const text = await res.text();
-    return res.ok && text.includes('wslb_');
-  } catch {
-    return false;
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(3000) });
+      const text = await res.text();
+      return res.ok && text.includes('wslb_');
+    } catch {
+      if (Date.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 }
 
