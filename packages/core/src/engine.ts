@@ -336,8 +336,7 @@ export class Engine implements TunnelOwner {
 
   /** Ends every tunnel of one backend (a removed backend past its grace period). */
   closeTunnelsOf(backend: Backend, reason: CloseReason): void {
-    for (const tunnel of [...this.tunnels])
-      if (tunnel.ctx.backend === backend) tunnel.finish(reason, undefined);
+    for (const tunnel of [...this.tunnels]) if (tunnel.ctx.backend === backend) tunnel.close(reason);
   }
 
   tunnelClosed(tunnel: Tunnel, reason: CloseReason, error: Error | undefined): void {

@@ -485,9 +485,13 @@ export class Proxy {
     }
     for (const timer of this.#removalTimers) clearTimeout(timer);
     this.#removalTimers.clear();
-    for (const tunnel of [...engine.tunnels]) tunnel.finish('drain', undefined);
+    // Past the deadline: WebSockets get a close frame where a frame boundary allows one.
+    const tunnelsClosed = [...engine.tunnels].map((tunnel) => {
+      tunnel.close('drain');
+      return tunnel.whenSocketsClosed();
+    });
     for (const l of [...this.#listeners, ...this.#retiredListeners]) httpServerOf(l)?.closeAllConnections();
-    await Promise.all(closed);
+    await Promise.all([...closed, ...tunnelsClosed]);
     for (const backend of this.pool.list()) engine.destroyAgent(backend);
     for (const { plugin } of this.#registered.filter((r) => r.active)) {
       try {

@@ -1,6 +1,12 @@
 import type { Socket } from 'node:net';
 import type { Connection } from './context.js';
 import type { CloseReason } from './hooks.js';
+import {
+  CLOSE_GOING_AWAY_TO_CLIENT,
+  FRAME_BOUNDARY,
+  advanceFrames,
+  closeGoingAwayToServer,
+} from './ws-frames.js';
 
 /** Receives the end of a tunnel exactly once. */
 export interface TunnelOwner {
@@ -28,6 +34,11 @@ function peerOf(tunnel: Tunnel, socket: Socket): Socket {
 
 function onData(this: TunnelSocket, chunk: Buffer): void {
   const tunnel = this[kTunnel]!;
+  // Frame headers are followed (no copy, no allocation) so that the proxy can close on a boundary.
+  if (tunnel.frames) {
+    if (this === tunnel.client) tunnel.toBackend = advanceFrames(tunnel.toBackend, chunk);
+    else tunnel.toClient = advanceFrames(tunnel.toClient, chunk);
+  }
   if (!peerOf(tunnel, this).write(chunk)) this.pause();
 }
 
@@ -56,6 +67,10 @@ function onError(this: TunnelSocket, err: Error): void {
 
 function onClose(this: TunnelSocket, hadError: boolean): void {
   const tunnel = this[kTunnel]!;
+  if (tunnel.closed) {
+    tunnel.socketClosed();
+    return;
+  }
   const isClient = this === tunnel.client;
   const ended = tunnel.state & (isClient ? CLIENT_ENDED : BACKEND_ENDED);
   if (hadError || !ended) {
@@ -71,7 +86,27 @@ function onClose(this: TunnelSocket, hadError: boolean): void {
 }
 
 function onIdle(this: TunnelSocket): void {
-  this[kTunnel]!.finish('idle-timeout', undefined);
+  this[kTunnel]!.close('idle-timeout');
+}
+
+/** How long a tunnel the proxy closes gets to flush its close frames before it is cut. */
+const CLOSE_GRACE_MS = 1000;
+
+/** Ends a socket after what it still has to write and `last`; what it reads from now on is dropped. */
+function endWith(socket: Socket, last: Buffer | undefined): void {
+  if (socket.destroyed) return;
+  socket.off('data', onData);
+  socket.off('drain', onDrain);
+  // Read and dropped, so that unread bytes never turn the close into a reset.
+  socket.resume();
+  if (socket.writableEnded) return;
+  if (last) socket.end(last);
+  else socket.end();
+}
+
+function destroyBoth(tunnel: Tunnel): void {
+  tunnel.client.destroy();
+  tunnel.backend.destroy();
 }
 
 function onHalfCloseTimeout(this: Tunnel): void {
@@ -86,7 +121,14 @@ export class Tunnel {
   state = 0;
   closed = false;
   halfCloseMs: number;
+  /** Whether the bytes are WebSocket frames (mode http), followed to close between frames. */
+  frames: boolean;
+  /** Where the client-to-backend stream stands between frames (see ws-frames). */
+  toBackend = FRAME_BOUNDARY;
+  /** Where the backend-to-client stream stands between frames. */
+  toClient = FRAME_BOUNDARY;
   #timer: NodeJS.Timeout | undefined = undefined;
+  #socketsClosed: (() => void) | undefined = undefined;
 
   constructor(
     client: Socket,
@@ -101,6 +143,7 @@ export class Tunnel {
     this.ctx = ctx;
     this.owner = owner;
     this.halfCloseMs = halfCloseMs;
+    this.frames = ctx.kind === 'ws';
     (client as TunnelSocket)[kTunnel] = this;
     (backend as TunnelSocket)[kTunnel] = this;
     for (const socket of [client, backend]) {
@@ -133,6 +176,52 @@ export class Tunnel {
   armHalfClose(): void {
     if (this.#timer || this.closed || this.halfCloseMs <= 0) return;
     this.#timer = setTimeout(onHalfCloseTimeout.bind(this), this.halfCloseMs);
+  }
+
+  /** Frame bytes that went through before the tunnel took over (the upgrade's head, after the 101). */
+  sentBefore(toBackend: Buffer, toClient: Buffer): void {
+    if (!this.frames) return;
+    if (toBackend.length > 0) this.toBackend = advanceFrames(this.toBackend, toBackend);
+    if (toClient.length > 0) this.toClient = advanceFrames(this.toClient, toClient);
+  }
+
+  /**
+   * Ends a tunnel the proxy chose to end (drain deadline, removed backend, idle timeout): each
+   * WebSocket direction that stands between frames gets a close frame 1001 (going away), then
+   * both sides get a FIN after what was already forwarded. The sockets are destroyed once both
+   * peers closed, or after a second.
+   */
+  close(reason: CloseReason): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.client.setTimeout(0);
+    const frames = this.frames;
+    endWith(this.client, frames && this.toClient === FRAME_BOUNDARY ? CLOSE_GOING_AWAY_TO_CLIENT : undefined);
+    endWith(this.backend, frames && this.toBackend === FRAME_BOUNDARY ? closeGoingAwayToServer() : undefined);
+    this.#timer = setTimeout(destroyBoth, CLOSE_GRACE_MS, this);
+    this.#timer.unref();
+    this.socketClosed();
+    this.owner.tunnelClosed(this, reason, undefined);
+  }
+
+  /** Resolves once both sockets are closed (at once for a tunnel never closed by `close()`). */
+  whenSocketsClosed(): Promise<void> {
+    if (this.#bothClosed()) return Promise.resolve();
+    return new Promise((resolve) => (this.#socketsClosed = resolve));
+  }
+
+  /** A socket of a tunnel already closed went away. */
+  socketClosed(): void {
+    if (!this.#bothClosed()) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#socketsClosed?.();
+    this.#socketsClosed = undefined;
+  }
+
+  #bothClosed(): boolean {
+    return this.client.closed && this.backend.closed;
   }
 
   /** Destroys both sockets once and reports to the owner once. */

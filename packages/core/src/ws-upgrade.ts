@@ -143,6 +143,7 @@ export async function handleUpgrade(
       return;
     }
     if (answer.rest.length > 0) client.write(answer.rest);
+    tunnel.sentBefore(head, answer.rest);
     ctx.releaseRequestHeaders();
     tunnel.start();
   } catch (err) {
