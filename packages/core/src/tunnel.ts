@@ -129,6 +129,7 @@ export class Tunnel {
   toClient = FRAME_BOUNDARY;
   #timer: NodeJS.Timeout | undefined = undefined;
   #socketsClosed: (() => void) | undefined = undefined;
+  #whenClosed: Promise<void> | undefined = undefined;
 
   constructor(
     client: Socket,
@@ -208,7 +209,7 @@ export class Tunnel {
   /** Resolves once both sockets are closed (at once for a tunnel never closed by `close()`). */
   whenSocketsClosed(): Promise<void> {
     if (this.#bothClosed()) return Promise.resolve();
-    return new Promise((resolve) => (this.#socketsClosed = resolve));
+    return (this.#whenClosed ??= new Promise((resolve) => (this.#socketsClosed = resolve)));
   }
 
   /** A socket of a tunnel already closed went away. */
