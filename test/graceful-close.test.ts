@@ -4,6 +4,7 @@ import { afterEach, describe, it } from 'node:test';
 import { WebSocketServer } from 'ws';
 import {
   assertNoLeakedHandles,
+  closeAll,
   closed,
   createCleanup,
   openClient,
@@ -113,5 +114,34 @@ describe('tunnels the proxy closes itself', { timeout: 60_000 }, () => {
     assert.equal((await closed(client.ws, 5000)).code, 1001);
     await waitFor(() => backend.codes.length === 1, { message: 'the backend saw the close' });
     assert.deepEqual(backend.codes, [1001]);
+  });
+
+  it('a reload that removes a backend lets its tunnels live until timeouts.removedBackend, then closes them with 1001', async () => {
+    const kept = cleanup.add(await recordingBackend());
+    const removed = cleanup.add(await recordingBackend());
+    const backends = [
+      { id: 'kept', url: kept.url },
+      { id: 'removed', url: removed.url },
+    ];
+    const proxy = await startProxy({ backends });
+    cleanup.defer(() => proxy.close());
+    const onKept = await openClient(proxy.url, proxy.pinned('kept'));
+    const onRemoved = await openClient(proxy.url, proxy.pinned('removed'));
+    const removedClosed = closed(onRemoved.ws, 5000);
+    const reloadedAt = Date.now();
+    await proxy.proxy.reload({
+      ...proxy.proxy.config,
+      backends: [backends[0]!],
+      timeouts: { ...proxy.proxy.config.timeouts, removedBackend: 400 },
+    });
+    // Still served by the removed backend until the deadline.
+    assert.equal((await roundTrip(onRemoved.ws, 'still here')).data.toString(), 'still here');
+    assert.equal((await removedClosed).code, 1001);
+    assert.ok(Date.now() - reloadedAt >= 350, `closed after ${Date.now() - reloadedAt} ms`);
+    await waitFor(() => removed.codes.length === 1, { message: 'the removed backend saw the close' });
+    assert.deepEqual(removed.codes, [1001]);
+    // The other backend's tunnel is untouched.
+    assert.equal((await roundTrip(onKept.ws, 'kept')).data.toString(), 'kept');
+    await closeAll([onKept]);
   });
 });
