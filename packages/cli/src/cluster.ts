@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
-import { availableParallelism } from 'node:os';
-import { type BackendState, type ClusterStats, type Proxy, type ProxyConfig, WslbError } from '@wslb/core';
+import { type BackendState, type ClusterStats, type Proxy, WslbError } from '@wslb/core';
+import { WORKER_ENV } from './cluster-role.js';
 
 /** Messages between the primary and its workers (IPC). */
 export type ClusterMessage =
@@ -11,13 +11,6 @@ export type ClusterMessage =
   | { wslb: 'stats'; seq: number; stats: ClusterStats }
   | { wslb: 'metrics?'; seq: number }
   | { wslb: 'metrics'; seq: number; metrics: unknown[] };
-
-export const WORKER_ENV = 'WSLB_CLUSTER_WORKER';
-
-export function workerCount(workers: ProxyConfig['workers']): number {
-  if (workers === 'auto') return Math.max(1, availableParallelism());
-  return workers ?? 1;
-}
 
 function isClusterMessage(value: unknown): value is ClusterMessage {
   return (

@@ -1,10 +1,9 @@
-import cluster from 'node:cluster';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type AdminConfig, type Proxy, WslbError, createProxy } from '@wslb/core';
 import type { AdminServer } from './admin/server.js';
 import { USAGE, UsageError, parseArgs } from './args.js';
-import { ClusterPrimary, WORKER_ENV, joinCluster, workerCount } from './cluster.js';
+import { isClusterWorker, workerCount } from './cluster-role.js';
 import { ConfigError, checkConfigPlugins, loadConfig } from './load-config.js';
 import { fullSchema } from './print-schema.js';
 import { handleSignals } from './signals.js';
@@ -84,7 +83,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return EXIT_OK;
   }
 
-  const isWorker = process.env[WORKER_ENV] === '1' && cluster.isWorker;
+  const isWorker = await isClusterWorker();
   const workers = workerCount(loaded.config.workers);
   const role = isWorker ? 'worker' : workers > 1 ? 'primary' : 'single';
   let proxy: Proxy;
@@ -126,6 +125,8 @@ async function runPrimary(
 ): Promise<number> {
   const log = control.log;
   logUncaught(control);
+  // node:cluster and the IPC code load only in processes of a cluster.
+  const { ClusterPrimary } = await import('./cluster.js');
   const primary = new ClusterPrimary(control, count, argv);
   const { useClusterMetrics } = await loadMetrics();
   useClusterMetrics(control, () => primary.workerMetrics());
@@ -193,6 +194,7 @@ async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise
     // Counting starts now; the primary asks for these when /metrics is scraped.
     const { proxyMetrics } = await loadMetrics();
     const metrics = proxyMetrics(proxy);
+    const { joinCluster } = await import('./cluster.js');
     joinCluster(proxy, addresses[0]?.port ?? 0, () => metrics.registry.getMetricsAsJSON());
     // Without its primary a worker has no control plane: drain and go.
     process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
