@@ -173,10 +173,10 @@ const WHY: Array<[string, string]> = [
       'marking only once the old generation passes 8 MiB: above it, each of those collections is followed ' +
       'by a full mark-compact, the "(garbage collector)" share of the bulk profile and about twice the ' +
       'CPU per MB (--trace-gc shows both patterns). wslb therefore keeps its resident heap small: ajv is ' +
-      'unloaded a second after the last validation and the admin API with prom-client loads only when ' +
-      'configured (history step 04 below). With health-check (ws), ' +
-      'sticky-sessions and the admin API loaded, the heap is over the threshold again, and so is any ' +
-      'Node.js proxy holding a few thousand connections. Reading into reused buffers ' +
+      'unloaded a second after the last validation, the admin API with prom-client loads only when ' +
+      'configured and node:cluster only in a cluster (history steps 04 and 05 below); with health-check ' +
+      '(ws), sticky-sessions and the admin API loaded it stays just under. A proxy holding a few ' +
+      'thousand connections is over the threshold whatever it loads, as is any Node.js proxy. Reading into reused buffers ' +
       "(net.connect's onread) is not safe in a proxy: a write to a slow client keeps a view of the " +
       'buffer while other sockets read into it (tried; test/tunnel-backpressure.test.ts caught the ' +
       'corruption), and a socket accepted by http.Server cannot take one at all.',
