@@ -206,7 +206,7 @@ export class Tunnel {
     this.owner.tunnelClosed(this, reason, undefined);
   }
 
-  /** Resolves once both sockets are closed (at once for a tunnel never closed by `close()`). */
+  /** After `close()`: resolves once both sockets are closed (by their peers or the grace timer). */
   whenSocketsClosed(): Promise<void> {
     if (this.#bothClosed()) return Promise.resolve();
     return (this.#whenClosed ??= new Promise((resolve) => (this.#socketsClosed = resolve)));
