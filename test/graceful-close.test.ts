@@ -95,8 +95,11 @@ describe('tunnels the proxy closes itself', { timeout: 60_000 }, () => {
     const raw = await rawUpgrade(proxy.port);
     cleanup.defer(async () => raw.socket.destroy());
     // A masked binary frame announcing 100 bytes, of which 10 are sent.
+    const readBefore = proxy.proxy.liveTunnels()[0]!.bytesIn;
     raw.socket.write(Buffer.concat([Buffer.from([0x82, 0x80 | 100, 1, 2, 3, 4]), Buffer.alloc(10)]));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitFor(() => proxy.proxy.liveTunnels()[0]!.bytesIn === readBefore + 16, {
+      message: 'the proxy read the partial frame',
+    });
     await proxy.proxy.close({ drain: 100 });
     await raw.closed;
     // Towards the client the stream stood between frames: it ends with the close frame.
