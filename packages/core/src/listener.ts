@@ -238,17 +238,31 @@ function createWebServer(engine: Engine, tlsOptions: SecureContextOptions | unde
    * A request refused before it could be parsed still gets its access line and close taps, as
    * nginx logs its 400s and 408s; a connection that never sent a byte is closed silently.
    */
-  const refuseUnparsed = (socket: Socket, error: WslbError): void => {
+  /**
+   * Answers a request the core refuses on the listener itself (unparsable, too slow, CONNECT),
+   * with its close taps and access line; `req` when its head could be parsed.
+   */
+  const refuseEarly = (socket: Socket, error: WslbError, req?: IncomingMessage): void => {
     const { address, port } = peerOf(socket);
-    const ctx = new Connection(engine.log, 'http', address, port, address, secure, undefined);
+    const ctx = new Connection(
+      engine.log,
+      'http',
+      address,
+      port,
+      req ? clientAddressOf(address, req.headers, engine.settings.trusted) : address,
+      secure,
+      req ? { method: req.method ?? '', url: req.url ?? '', headers: req.headers } : undefined,
+    );
     engine.reportError(ctx, error);
     engine.refuse(ctx, error, socket.bytesRead);
+    writeAnswer(socket, error.status, error.message);
   };
   const onRequestTimeout = (socket: TimedSocket): void => {
     socket[kRequestTimer] = undefined;
     const err = new WslbError('WSLB_ERR_REQUEST_TIMEOUT');
-    if (socket.bytesRead > (socket[kReadAtArm] ?? 0)) refuseUnparsed(socket, err);
-    writeAnswer(socket, err.status, err.message);
+    // A connection that never sent a byte is no request: closed without an access line.
+    if (socket.bytesRead > (socket[kReadAtArm] ?? 0)) refuseEarly(socket, err);
+    else writeAnswer(socket, err.status, err.message);
   };
   const connectionEvent = secure ? 'secureConnection' : 'connection';
   server.on(connectionEvent, (socket: TimedSocket) => {
@@ -301,21 +315,7 @@ function createWebServer(engine: Engine, tlsOptions: SecureContextOptions | unde
     clearRequestTimer(socket);
     socket.on('error', ignoreError);
     const refused = new WslbError('WSLB_ERR_METHOD_NOT_ALLOWED');
-    afterInFlight(socket, () => {
-      const { address, port } = peerOf(socket);
-      const ctx = new Connection(
-        engine.log,
-        'http',
-        address,
-        port,
-        clientAddressOf(address, req.headers, engine.settings.trusted),
-        secure,
-        { method: req.method ?? 'CONNECT', url: req.url ?? '', headers: req.headers },
-      );
-      engine.reportError(ctx, refused);
-      engine.refuse(ctx, refused, socket.bytesRead);
-      writeAnswer(socket, refused.status, refused.message);
-    });
+    afterInFlight(socket, () => refuseEarly(socket, refused, req));
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const timed = socket as TimedSocket;
@@ -328,8 +328,7 @@ function createWebServer(engine: Engine, tlsOptions: SecureContextOptions | unde
     if (timed[kAfterInFlight]) return;
     const answer = clientErrorStatus(err);
     afterInFlight(timed, () => {
-      refuseUnparsed(socket, answer);
-      writeAnswer(socket, answer.status, answer.message);
+      refuseEarly(socket, answer);
     });
   });
   if (secure) {
