@@ -57,7 +57,17 @@ describe('wslb-plugin-least-latency', { timeout: 30_000 }, () => {
   });
 
   it('spreads equally fast backends by their live connections', async () => {
-    const cluster = cleanup.add(await startCluster({ backends: 2, plugins: [leastLatency()] }));
+    // Equal upgrade delays well above scheduling noise: one late sample cannot make a backend
+    // look several times slower than the other.
+    const cluster = cleanup.add(
+      await startCluster({
+        backends: [
+          { id: 'b1', upgradeDelayMs: 40 },
+          { id: 'b2', upgradeDelayMs: 40 },
+        ],
+        plugins: [leastLatency()],
+      }),
+    );
     // Sockets stay open, so each one adds to its backend's load.
     const { perBackend } = await cluster.open(10);
     assert.ok((perBackend.b1 ?? 0) >= 2 && (perBackend.b2 ?? 0) >= 2, JSON.stringify(perBackend));
