@@ -86,9 +86,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   const isWorker = await isClusterWorker();
   const workers = workerCount(loaded.config.workers);
   const role = isWorker ? 'worker' : workers > 1 ? 'primary' : 'single';
+  // With an admin API, metrics are tapped before the plugins start: the first health checks count.
+  const metrics = role !== 'worker' && loaded.config.admin ? await loadMetrics() : undefined;
   let proxy: Proxy;
   try {
     proxy = createProxy(loaded.config, { pluginPaths: [CLI_DIR], role });
+    metrics?.proxyMetrics(proxy);
     await proxy.ready();
   } catch (err) {
     return printStartError(err);
