@@ -4,18 +4,16 @@ import { after, before, describe, it } from 'node:test';
 import roundRobin from '@wslb/round-robin';
 import {
   type EchoBackend,
+  type RawAnswer,
   type TestProxy,
   assertNoLeakedHandles,
+  readAnswer,
   startEchoBackends,
   startProxy,
 } from '@wslb/testing';
 import { deadPort } from './helpers/servers.js';
 
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
+type Answer = RawAnswer;
 
 function send(
   port: number,
@@ -26,16 +24,7 @@ function send(
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString(),
-        }),
-      );
-      res.on('error', reject);
+      readAnswer(res).then(resolve, reject);
     });
     req.on('error', reject);
     req.end(body);
