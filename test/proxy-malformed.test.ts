@@ -7,6 +7,8 @@ import {
   assertNoLeakedHandles,
   openClient,
   closeAll,
+  createCleanup,
+  runWslb,
   startEchoBackends,
   startProxy,
   webSocketKey,
@@ -144,5 +146,48 @@ describe('malformed and slow requests', { timeout: 60_000 }, () => {
     const client = await openClient(proxy.url);
     assert.equal(client.backend, 'b1');
     await closeAll([client]);
+  });
+});
+
+describe('refusals to a client that keeps sending, through the binary', { timeout: 60_000 }, () => {
+  const cleanup = createCleanup();
+  let backends: EchoBackend[];
+
+  before(async () => {
+    backends = await startEchoBackends(1);
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
+  });
+
+  after(async () => {
+    await cleanup.run();
+    await assertNoLeakedHandles();
+  });
+
+  it('lets a client that is still sending read its 400, 431 or 426 instead of a reset', async () => {
+    // Closing with unread bytes sends a reset, which makes the client's kernel drop the answer
+    // it had not read yet: the proxy drains what keeps coming until the client closes.
+    const tail = Buffer.alloc(4 << 20, 'x');
+    const wslb = await runWslb({
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: backends.map((b) => ({ id: b.id, url: b.url })),
+      log: { level: 'info', access: false },
+    });
+    cleanup.defer(() => wslb.stop());
+    const upgrade = (version: string): string =>
+      'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      `Sec-WebSocket-Key: ${webSocketKey()}\r\nSec-WebSocket-Version: ${version}\r\n\r\n`;
+    const cases: Array<[number, string]> = [
+      [400, 'NOT HTTP\r\n'],
+      [431, 'GET / HTTP/1.1\r\nHost: x\r\nX-Big: '],
+      [426, upgrade('7')],
+    ];
+    for (let round = 0; round < 3; round++) {
+      for (const [status, start] of cases) {
+        const request = Buffer.concat([Buffer.from(start), tail]);
+        const result = await rawExchange(wslb.port, [request], { timeoutMs: 8000 });
+        assert.equal(result.status, status, `round ${round}: ${result.text.slice(0, 40) || 'no answer'}`);
+        assert.ok(result.closed, `round ${round}: the ${status} connection is closed`);
+      }
+    }
   });
 });

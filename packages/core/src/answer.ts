@@ -14,9 +14,62 @@ export function responseHead(status: number, statusMessage: string, headers: Hea
   return head + '\r\n';
 }
 
+/** How long a closing socket may stay silent before it is cut. */
+const LINGER_IDLE_MS = 2000;
+/** The longest a closing socket is read and drained, whatever its peer keeps sending. */
+const LINGER_MAX_MS = 5000;
+
+const kLingering = Symbol('wslb.lingering');
+
+type LingeringSocket = Duplex & { [kLingering]?: true };
+
+/** Whether `closeAfterAnswer` is already closing this socket. */
+export function isLingering(socket: Duplex): boolean {
+  return (socket as LingeringSocket)[kLingering] === true;
+}
+
+function discard(): void {}
+
 /**
- * Writes the proxy's own short answer on a raw socket and closes it once written. The body is a
- * line of text, never a stack.
+ * Ends a socket after the answer already written to it, nginx's lingering close: the FIN goes
+ * out after the answer and what the peer still sends is read and dropped until it closes its side,
+ * stays silent for 2 s, or 5 s went by. Closing with unread bytes would send a reset instead, and
+ * the peer's kernel drops an answer it has not read yet when a reset arrives: a client that was
+ * still sending (a request body, pipelined requests, a header too large) would never see its
+ * status.
+ */
+export function closeAfterAnswer(socket: Duplex): void {
+  const lingering = socket as LingeringSocket;
+  if (lingering[kLingering]) return;
+  lingering[kLingering] = true;
+  if (!socket.writableEnded) socket.end();
+  const deadline = Date.now() + LINGER_MAX_MS;
+  const cut = (): void => {
+    socket.destroy();
+  };
+  // Also the bound for a peer that never reads the answer, so the write never finishes.
+  const timer = setTimeout(cut, LINGER_IDLE_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.once('end', cut);
+  socket.once('finish', () => {
+    if (socket.readableEnded) {
+      cut();
+      return;
+    }
+    // The HTTP parser's own reader would answer every later chunk with another parse error.
+    socket.removeAllListeners('data');
+    socket.on('data', () => {
+      if (Date.now() < deadline) timer.refresh();
+    });
+    socket.resume();
+  });
+  socket.on('error', discard);
+}
+
+/**
+ * Writes the proxy's own short answer on a raw socket and closes it once written (see
+ * `closeAfterAnswer`). The body is a line of text, never a stack.
  */
 export function writeAnswer(
   socket: Duplex,
@@ -24,7 +77,7 @@ export function writeAnswer(
   message: string,
   headers: Record<string, string> = {},
 ): void {
-  if (socket.destroyed) return;
+  if (socket.destroyed || isLingering(socket)) return;
   if (!socket.writable) {
     socket.destroy();
     return;
@@ -36,11 +89,6 @@ export function writeAnswer(
     'content-length': String(Buffer.byteLength(body)),
     ...headers,
   });
-  socket.end(head + body);
-  // end() flushes then half-closes; destroy() on finish frees the fd even if the peer keeps its side open.
-  socket.once('finish', () => socket.destroy());
-  // A peer that never reads must not pin the socket: give the answer a moment, then drop it.
-  const timer = setTimeout(() => socket.destroy(), 2000);
-  timer.unref();
-  socket.once('close', () => clearTimeout(timer));
+  socket.write(head + body);
+  closeAfterAnswer(socket);
 }

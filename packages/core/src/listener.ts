@@ -14,7 +14,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { writeAnswer } from './answer.js';
+import { isLingering, writeAnswer } from './answer.js';
 import type { ListenConfig } from './config.js';
 import type { Engine } from './engine.js';
 import { WslbError } from './errors.js';
@@ -320,6 +320,8 @@ function createWebServer(engine: Engine, tlsOptions: SecureContextOptions | unde
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const timed = socket as TimedSocket;
     clearRequestTimer(timed);
+    // Answered already: the failed parser raises this again for each chunk read while it closes.
+    if (isLingering(socket)) return;
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;

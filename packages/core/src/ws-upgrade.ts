@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { responseHead, writeAnswer } from './answer.js';
+import { closeAfterAnswer, responseHead, writeAnswer } from './answer.js';
 import { Connection } from './context.js';
 import type { Engine } from './engine.js';
 import { WslbError, publicMessage, toWslbError } from './errors.js';
@@ -220,11 +220,7 @@ function relayRefusal(
     if (clientEnded) return;
     clientEnded = true;
     backend.off('data', onData);
-    client.end();
-    // destroy() after the last byte is flushed; a peer that never reads is cut by writeAnswer's rule.
-    client.once('finish', () => client.destroy());
-    const timer = setTimeout(() => client.destroy(), 2000);
-    timer.unref();
+    closeAfterAnswer(client);
     finish();
   };
   const write = (chunk: Buffer): boolean => {
