@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, it } from 'node:test';
 import {
   type EchoBackend,
@@ -266,6 +266,22 @@ describe('health-check config through the wslb binary', { timeout: 60_000 }, () 
     assert.match(checked.stderr, /\/plugins\/0\/options\/type: must be one of "tcp", "http", "ws"/);
     assert.match(checked.stderr, /\/plugins\/0\/options\/fall/);
     assert.match(checked.stderr, /\/plugins\/0\/options\/expect/);
+    // A range whose ends are swapped passes the schema's pattern: the plugin's own check names it.
+    writeFileSync(
+      file,
+      JSON.stringify({
+        backends: [{ url: 'ws://127.0.0.1:9001' }],
+        plugins: [{ use: 'health-check', options: { type: 'http', expect: [204, '399-200'] } }],
+      }),
+    );
+    for (const args of [
+      ['--check', '--config', file],
+      ['--config', file],
+    ]) {
+      const swapped = await execWslb(args);
+      assert.equal(swapped.code, 2, `wslb ${args.join(' ')}: ${swapped.stderr}`);
+      assert.match(swapped.stderr, /\/plugins\/0\/options\/expect: invalid range "399-200"/);
+    }
     const printed = await execWslb(['--print-schema']);
     assert.equal(printed.code, 0);
     assert.match(printed.stdout, /consecutive failures to go down/);

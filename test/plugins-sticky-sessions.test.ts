@@ -144,7 +144,7 @@ describe('sticky-sessions through the wslb binary', { timeout: 60_000 }, () => {
     assert.equal(again.json().backend, answer.json().backend);
   });
 
-  it('refuses to start with several workers and no secret (exit 2)', async () => {
+  it('refuses to start or pass --check with several workers and no secret (exit 2)', async () => {
     const { dir, file } = writeTempConfig({
       listen: { host: '127.0.0.1', port: 0 },
       backends: [{ url: 'ws://127.0.0.1:9001' }],
@@ -152,9 +152,14 @@ describe('sticky-sessions through the wslb binary', { timeout: 60_000 }, () => {
       workers: 2,
     });
     cleanup.defer(async () => rmSync(dir, { recursive: true, force: true }));
-    const result = await execWslb(['--config', file]);
-    assert.equal(result.code, 2);
-    assert.match(result.stderr, /"secret" is required with several workers/);
+    for (const args of [
+      ['--config', file],
+      ['--check', '--config', file],
+    ]) {
+      const result = await execWslb(args);
+      assert.equal(result.code, 2, `wslb ${args.join(' ')}: ${result.stdout}${result.stderr}`);
+      assert.match(result.stderr, /\/plugins\/0\/options: option "secret" is required with several workers/);
+    }
   });
 
   it('rejects invalid options with their JSON paths (exit 2)', async () => {

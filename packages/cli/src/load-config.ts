@@ -8,7 +8,9 @@ import {
   type ProxyConfig,
   checkPlugins,
   instantiatePlugin,
+  type PluginModule,
   loadPluginModule,
+  pluginConfigIssues,
   validateConfig,
 } from '@wslb/core';
 import { adminConfigIssue } from './admin/config-rules.js';
@@ -71,12 +73,14 @@ export async function loadConfig(path: string, pluginPaths: readonly string[] = 
 
   const schemas: PluginSchemaEntry[] = [];
   const loadIssues: ConfigIssue[] = [];
+  const modules: PluginModule[] = [];
   const plugins = (config.plugins ?? []) as Array<string | PluginEntry>;
   for (let i = 0; i < plugins.length; i++) {
     const spec = plugins[i]!;
     const use = typeof spec === 'string' ? spec : spec.use;
     try {
       const mod = await loadPluginModule(use, base, pluginPaths);
+      modules[i] = mod;
       const schema = mod.schema ?? (typeof mod.default === 'function' ? mod.default.schema : undefined);
       if (schema && !schemas.some((s) => s.use === use)) schemas.push({ use, schema });
     } catch (err) {
@@ -95,6 +99,12 @@ export async function loadConfig(path: string, pluginPaths: readonly string[] = 
     ),
   };
   const issues = validateConfig(normalized, schemas);
+  // Then what each plugin finds wrong with its options in this config (e.g. with several workers).
+  if (issues.length === 0) {
+    normalized.plugins.forEach((entry, i) =>
+      issues.push(...pluginConfigIssues(modules[i]!, entry.options, i, config)),
+    );
+  }
   if (issues.length > 0) throw new ConfigError(`${file}: invalid config`, issues);
   return { file, config: { ...config, pluginBase: base } };
 }
@@ -113,7 +123,7 @@ export async function checkConfigPlugins(
     const spec = specs[i]!;
     const entry = typeof spec === 'string' ? { use: spec } : spec;
     const mod = await loadPluginModule(entry.use, config.pluginBase ?? process.cwd(), pluginPaths);
-    plugins.push(await instantiatePlugin(mod, entry, i));
+    plugins.push(await instantiatePlugin(mod, entry, i, config));
   }
   checkPlugins(plugins);
 }

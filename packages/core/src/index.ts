@@ -2,6 +2,7 @@ export {
   checkPlugins,
   createProxy,
   instantiatePlugin,
+  pluginConfigIssues,
   Proxy,
   type BoundAddress,
   type CloseOptions,
@@ -35,7 +36,14 @@ export {
   type ErrorCode,
   type ErrorDefinition,
 } from './errors.js';
-export type { Plugin, PluginFactory, PluginHost, PluginModule } from './plugin.js';
+export type {
+  Plugin,
+  PluginConfigCheck,
+  PluginConfigProblem,
+  PluginFactory,
+  PluginHost,
+  PluginModule,
+} from './plugin.js';
 export { isPlugin } from './plugin.js';
 export { createPluginHooks, type AnyHook, type PluginHookSet } from './plugin-hooks.js';
 // The hook classes, so that a plugin publishing hooks uses the same tapable as the core.

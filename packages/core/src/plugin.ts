@@ -1,3 +1,4 @@
+import type { ProxyConfig } from './config.js';
 import type { PluginHooks } from './hooks.js';
 import type { Proxy } from './proxy.js';
 
@@ -22,15 +23,31 @@ export interface Plugin {
   readonly balancer?: boolean;
 }
 
+/** A problem `checkConfig` found: a sentence, or one with the JSON path of the option inside the options. */
+export type PluginConfigProblem = string | { readonly path: string; readonly message: string };
+
+/**
+ * Checks a plugin's options for rules a JSON Schema cannot state: against the rest of the config
+ * (an option required with several workers) or between values (a range whose ends are swapped).
+ * Returns the problems; none means fine. Runs before the proxy starts, before a reload and for
+ * `wslb --check`, so each is a config error (exit 2) at `/plugins/<i>/options` + its `path`.
+ */
+export type PluginConfigCheck = (
+  options: never,
+  config: Readonly<ProxyConfig>,
+) => readonly PluginConfigProblem[];
+
 /** A plugin package's default export. */
 export type PluginFactory<O = Record<string, unknown>> = ((options?: O) => Plugin) & {
   schema?: object;
+  checkConfig?: PluginConfigCheck;
 };
 
 /** A plugin module as imported. */
 export interface PluginModule {
   default?: PluginFactory<never> | Plugin;
   schema?: object;
+  checkConfig?: PluginConfigCheck;
 }
 
 /** What a plugin's apply() receives: the proxy, with hooks exposing tap methods only. */

@@ -21,11 +21,11 @@ import { TrustedProxies } from './forwarded.js';
 import { createHooks, type PluginHooks, type ProxyHooks, STAGE_BALANCE } from './hooks.js';
 import { type Listener, createListener, httpServerOf } from './listener.js';
 import { createLogger } from './logger.js';
-import { isPlugin, type Plugin, type PluginModule } from './plugin.js';
+import { isPlugin, type Plugin, type PluginConfigCheck, type PluginModule } from './plugin.js';
 import { type AnyHook, setHookGuard } from './plugin-hooks.js';
 import { loadPluginModule, pluginEntry } from './plugin-loader.js';
 import { BackendPool } from './pool.js';
-import { formatIssueList, validateConfig, validatePluginOptions } from './validate.js';
+import { type ConfigIssue, formatIssueList, validateConfig, validatePluginOptions } from './validate.js';
 import { CORE_VERSION } from './version.js';
 
 export interface BoundAddress {
@@ -113,21 +113,65 @@ function dataOnly(config: ProxyConfig): ProxyConfig {
  * Makes a plugin from its module: validates `entry.options` against the module's `schema` (issues
  * name `/plugins/<index>/options/...`), then calls the default-exported factory.
  */
+/** The `checkConfig` of a plugin module (named export, or a property of its factory). */
+function configCheckOf(mod: PluginModule): PluginConfigCheck | undefined {
+  return mod.checkConfig ?? (typeof mod.default === 'function' ? mod.default.checkConfig : undefined);
+}
+
+/**
+ * What a plugin module finds wrong with its options in `config` (its `checkConfig`), as issues
+ * at `/plugins/<index>/options`.
+ */
+export function pluginConfigIssues(
+  mod: PluginModule,
+  options: unknown,
+  index: number,
+  config: Readonly<ProxyConfig>,
+): ConfigIssue[] {
+  const check = configCheckOf(mod);
+  if (!check) return [];
+  const path = `/plugins/${index}/options`;
+  try {
+    return check(options as never, config).map((problem) =>
+      typeof problem === 'string'
+        ? { path, message: problem }
+        : { path: `${path}${problem.path}`, message: problem.message },
+    );
+  } catch (err) {
+    return [{ path, message: (err as Error).message }];
+  }
+}
+
+/**
+ * Makes a plugin from its module: options checked against the module's schema (and, with
+ * `config`, its `checkConfig`), then the factory called. A factory that throws refuses its
+ * options, so that is a config error naming them too.
+ */
 export async function instantiatePlugin(
   mod: PluginModule,
   entry: PluginEntry,
   index: number,
+  config?: Readonly<ProxyConfig>,
 ): Promise<Plugin> {
   const exported = mod.default;
   const schema = mod.schema ?? (typeof exported === 'function' ? exported.schema : undefined);
-  if (schema) {
-    const issues = validatePluginOptions(schema, entry.options ?? {}, `/plugins/${index}/options`);
-    if (issues.length > 0) {
-      throw new WslbError('WSLB_ERR_CONFIG_INVALID', formatIssueList(issues));
+  const options = entry.options ?? {};
+  const issues = schema ? validatePluginOptions(schema, options, `/plugins/${index}/options`) : [];
+  if (issues.length === 0 && config) issues.push(...pluginConfigIssues(mod, options, index, config));
+  if (issues.length > 0) throw new WslbError('WSLB_ERR_CONFIG_INVALID', formatIssueList(issues));
+  let plugin: unknown = exported;
+  if (typeof exported === 'function') {
+    try {
+      plugin = (exported as (o: unknown) => unknown)(options);
+    } catch (err) {
+      if (err instanceof WslbError && err.code !== 'WSLB_ERR_CONFIG_INVALID') throw err;
+      throw new WslbError(
+        'WSLB_ERR_CONFIG_INVALID',
+        `/plugins/${index}/options: ${entry.use}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   }
-  const plugin =
-    typeof exported === 'function' ? (exported as (o: unknown) => unknown)(entry.options ?? {}) : exported;
   if (!isPlugin(plugin)) {
     throw new WslbError(
       'WSLB_ERR_PLUGIN_INVALID',
@@ -286,7 +330,7 @@ export class Proxy {
       }
       const entry = pluginEntry(spec);
       const mod = await loadPluginModule(entry.use, this.#pluginBase(), this.#pluginPaths);
-      plugins.push({ plugin: await instantiatePlugin(mod, entry, i), use: entry.use });
+      plugins.push({ plugin: await instantiatePlugin(mod, entry, i, this.config), use: entry.use });
     }
     this.#checkPlugins(plugins.map((p) => p.plugin));
     for (const { plugin, use } of plugins) await this.#apply(plugin, use);
@@ -532,11 +576,13 @@ export class Proxy {
       const entry = pluginEntry(spec);
       const mod = await loadPluginModule(entry.use, next.pluginBase ?? this.#pluginBase(), this.#pluginPaths);
       const schema = mod.schema ?? (typeof mod.default === 'function' ? mod.default.schema : undefined);
-      if (schema) {
-        const pluginIssues = validatePluginOptions(schema, entry.options ?? {}, `/plugins/${i}/options`);
-        if (pluginIssues.length > 0)
-          throw new WslbError('WSLB_ERR_CONFIG_INVALID', formatIssueList(pluginIssues));
-      }
+      const pluginIssues = schema
+        ? validatePluginOptions(schema, entry.options ?? {}, `/plugins/${i}/options`)
+        : [];
+      if (pluginIssues.length === 0)
+        pluginIssues.push(...pluginConfigIssues(mod, entry.options ?? {}, i, next));
+      if (pluginIssues.length > 0)
+        throw new WslbError('WSLB_ERR_CONFIG_INVALID', formatIssueList(pluginIssues));
       wanted.push({ use: entry.use, options: entry.options ?? {}, mod, index: i });
     }
     // Match each wanted plugin to a running one (kept, reconfigured) or a new instance, and check
@@ -554,7 +600,7 @@ export class Proxy {
         continue;
       }
       const plugin =
-        w.plugin ?? (await instantiatePlugin(w.mod!, { use: w.use, options: w.options }, w.index));
+        w.plugin ?? (await instantiatePlugin(w.mod!, { use: w.use, options: w.options }, w.index, next));
       plan.push({ plugin, use: w.use });
     }
     checkPlugins(plan.map((step) => step.plugin));

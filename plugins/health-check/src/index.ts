@@ -1,7 +1,19 @@
-import { type Backend, type Plugin, type PluginHost, STAGE_BALANCE } from '@wslb/core';
+import {
+  type Backend,
+  type Plugin,
+  type PluginConfigProblem,
+  type PluginHost,
+  STAGE_BALANCE,
+} from '@wslb/core';
 import { SyncHook } from 'tapable';
 import { ActiveChecker, type CheckResult } from './checker.js';
-import { type HealthCheckOptions, resolveSettings, schema, type Settings } from './options.js';
+import {
+  type HealthCheckOptions,
+  parseStatusRanges,
+  resolveSettings,
+  schema,
+  type Settings,
+} from './options.js';
 import type { ProbeTarget } from './probe.js';
 import { SlowStart } from './slow-start.js';
 import { HealthTracker } from './tracker.js';
@@ -179,5 +191,20 @@ export default function healthCheck(options: HealthCheckOptions = {}): HealthChe
   return new HealthCheckPlugin(options);
 }
 
+/**
+ * Rules the schema cannot state: each `expect` range runs from low to high (for `--check` and
+ * before start or reload, as config errors at `/plugins/<i>/options/expect`).
+ */
+export function checkConfig(options: HealthCheckOptions): PluginConfigProblem[] {
+  if (options.expect === undefined) return [];
+  try {
+    parseStatusRanges(options.expect);
+    return [];
+  } catch (err) {
+    return [{ path: '/expect', message: (err as Error).message }];
+  }
+}
+
 healthCheck.schema = schema;
+healthCheck.checkConfig = checkConfig;
 healthCheck.getHooks = HealthCheckPlugin.getHooks;

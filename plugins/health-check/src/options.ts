@@ -127,7 +127,7 @@ export function parseStatusRanges(spec: StatusSpec | readonly StatusSpec[]): Sta
     if (!m) throw new TypeError(`invalid status or range "${item}"`);
     const min = Number(m[1]);
     const max = m[2] === undefined ? min : Number(m[2]);
-    if (max < min) throw new TypeError(`invalid range "${item}": ${max} < ${min}`);
+    if (max < min) throw new TypeError(`invalid range "${item}": its end ${max} is below its start ${min}`);
     return { min, max };
   });
 }

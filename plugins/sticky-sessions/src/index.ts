@@ -1,6 +1,7 @@
 import {
   type ConnectionContext,
   type Plugin,
+  type ProxyConfig,
   STAGE_OVERRIDE,
   WslbError,
   formatIssueList,
@@ -101,6 +102,21 @@ function settingsOf(options: StickySessionsOptions): Settings {
 }
 
 /**
+ * Rules of the options against the rest of the config: with several workers every process must
+ * recognise the cookies the others set, so they need one shared `secret`.
+ */
+export function checkConfig(
+  options: Pick<StickySessionsOptions, 'secret'>,
+  config: Readonly<ProxyConfig>,
+): string[] {
+  const workers = config.workers;
+  if (options.secret === undefined && (workers === 'auto' || (workers ?? 1) > 1)) {
+    return ['option "secret" is required with several workers, which must all recognise the cookie'];
+  }
+  return [];
+}
+
+/**
  * Cookie stickiness with HAProxy's `cookie NAME insert indirect nocache` semantics: the first
  * answer to a client without a valid cookie sets one naming its backend (opaquely); later
  * requests carrying it go to that backend while it is available, before any balancer decides.
@@ -127,13 +143,9 @@ export default function stickySessions(options: StickySessionsOptions = {}): Plu
   return {
     name: PLUGIN_NAME,
     apply(proxy) {
-      const workers = proxy.config.workers;
-      if (settings.secret === undefined && (workers === 'auto' || (workers ?? 1) > 1)) {
-        throw new WslbError(
-          'WSLB_ERR_CONFIG_INVALID',
-          `${PLUGIN_NAME}: option "secret" is required with several workers, which must all recognise the cookie`,
-        );
-      }
+      // Plugins given as objects in code skip the config check of the module: same rule here.
+      const [problem] = checkConfig({ secret: settings.secret }, proxy.config);
+      if (problem) throw new WslbError('WSLB_ERR_CONFIG_INVALID', `${PLUGIN_NAME}: ${problem}`);
 
       proxy.hooks.select.tap({ name: PLUGIN_NAME, stage: STAGE_OVERRIDE }, (ctx, candidates) => {
         const values = valuesOf(ctx);
@@ -183,3 +195,4 @@ export default function stickySessions(options: StickySessionsOptions = {}): Plu
 }
 
 stickySessions.schema = schema;
+stickySessions.checkConfig = checkConfig;
