@@ -130,6 +130,26 @@ describe('hooks', { timeout: 60_000 }, () => {
     assert.equal(proxy.proxy.connections.active, 0);
   });
 
+  it('takes the status as the second argument: WslbError(code, status) and (code, status, message)', async () => {
+    let round = 0;
+    const { proxy } = await setup({
+      name: 'gate',
+      apply(p) {
+        p.hooks.handshake.tapPromise('gate', async () => {
+          round++;
+          if (round === 1) throw new WslbError('GATE_DENIED', 401);
+          throw new WslbError('GATE_DENIED', 403, 'members only');
+        });
+      },
+    });
+    const first = await upgradeRequest(proxy.url, upgradeHeaders());
+    assert.equal(first.status, 401);
+    assert.equal(first.body.trim(), 'Unauthorized', 'a code of its own answers with the reason phrase');
+    const second = await upgradeRequest(proxy.url, upgradeHeaders());
+    assert.equal(second.status, 403);
+    assert.equal(second.body.trim(), 'members only');
+  });
+
   for (const hook of ['connect', 'select', 'handshake', 'response'] as const) {
     it(`fails only the connection when a ${hook} tap throws (500), and the next one works`, async () => {
       let calls = 0;

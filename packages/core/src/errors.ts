@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 /**
  * The error catalog. Every fault wslb reports carries a stable `WSLB_ERR_*` code, the HTTP status
  * the client gets when it happens before a 101, and the WebSocket close code that fits after it.
@@ -62,7 +63,11 @@ export interface WslbErrorOptions {
   headers?: Record<string, string>;
 }
 
-/** A fault with a catalog code. Throw it from a tap to reject a connection with a chosen status. */
+/**
+ * A fault with a catalog code. Throw it from a tap to reject a connection with a chosen status:
+ * `new WslbError('MY_PLUGIN_DENIED', 401)`, `new WslbError(code, 401, 'message')`, or
+ * `new WslbError(code, 'message', { status: 401 })`.
+ */
 export class WslbError extends Error {
   readonly code: string;
   readonly status: number;
@@ -76,15 +81,33 @@ export class WslbError extends Error {
   /** Set on a failed attempt that another backend may take over (nothing was answered yet). */
   retryable = false;
 
-  constructor(code: ErrorCode | (string & {}), message?: string, options: WslbErrorOptions = {}) {
+  constructor(code: ErrorCode | (string & {}), status: number, message?: string, options?: WslbErrorOptions);
+  constructor(code: ErrorCode | (string & {}), message?: string, options?: WslbErrorOptions);
+  constructor(
+    code: ErrorCode | (string & {}),
+    statusOrMessage?: number | string,
+    messageOrOptions?: string | WslbErrorOptions,
+    maybeOptions?: WslbErrorOptions,
+  ) {
     const known = (ERRORS as Record<string, ErrorDefinition>)[code];
+    let message: string | undefined;
+    let options: WslbErrorOptions;
+    if (typeof statusOrMessage === 'number') {
+      message = typeof messageOrOptions === 'string' ? messageOrOptions : undefined;
+      options = { ...maybeOptions, status: statusOrMessage };
+    } else {
+      message = statusOrMessage;
+      options = (typeof messageOrOptions === 'object' ? messageOrOptions : undefined) ?? {};
+    }
+    const status = options.status ?? known?.status ?? 500;
     super(
-      message ?? known?.message ?? code,
+      // A code of the plugin's own with only a status: the client reads that status's reason phrase.
+      message ?? known?.message ?? (options.status !== undefined ? STATUS_CODES[status] : undefined) ?? code,
       options.cause === undefined ? undefined : { cause: options.cause },
     );
     this.name = 'WslbError';
     this.code = code;
-    this.status = options.status ?? known?.status ?? 500;
+    this.status = status;
     this.closeCode = options.closeCode ?? known?.closeCode ?? 1011;
     this.headers = options.headers;
   }
