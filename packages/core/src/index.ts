@@ -11,6 +11,14 @@ export {
   type ProxyRole,
 } from './proxy.js';
 export { Backend, type BackendState, defaultBackendId } from './backend.js';
+export {
+  ROUND_ROBIN,
+  SmoothWeightedRoundRobin,
+  roundRobin,
+  roundRobinSchema,
+  type RoundRobinOptions,
+  type Weighted,
+} from './round-robin.js';
 export { BackendPool } from './pool.js';
 export {
   STAGE_BALANCE,

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { WslbError } from './errors.js';
 import type { PluginEntry } from './config.js';
 import type { PluginModule } from './plugin.js';
@@ -54,10 +54,13 @@ export function resolvePlugin(specifier: string, base: string): string | undefin
   }
 }
 
+/** This package's folder: the @wslb/* plugins installed beside the core are found from it. */
+const CORE_DIR = fileURLToPath(new URL('..', import.meta.url));
+
 /**
  * Imports a plugin module named in a config, resolved like an import from `base` (the config
  * file's folder), then from each of `fallbacks` (e.g. the binary's own folder, which has the
- * built-in plugins), then from the working directory.
+ * built-in plugins), then from the working directory, then from where @wslb/core is installed.
  */
 export async function loadPluginModule(
   use: string,
@@ -66,7 +69,7 @@ export async function loadPluginModule(
 ): Promise<PluginModule> {
   const specifier = pluginSpecifier(use);
   let resolved: string | undefined;
-  for (const from of [base, ...fallbacks, process.cwd()]) {
+  for (const from of [base, ...fallbacks, process.cwd(), CORE_DIR]) {
     resolved = resolvePlugin(specifier, from);
     if (resolved) break;
   }

@@ -25,6 +25,7 @@ import { isPlugin, type Plugin, type PluginConfigCheck, type PluginModule } from
 import { type AnyHook, setHookGuard } from './plugin-hooks.js';
 import { loadPluginModule, pluginEntry } from './plugin-loader.js';
 import { BackendPool } from './pool.js';
+import { ROUND_ROBIN, roundRobin } from './round-robin.js';
 import { type ConfigIssue, formatIssueList, validateConfig, validatePluginOptions } from './validate.js';
 import { CORE_VERSION } from './version.js';
 
@@ -347,8 +348,7 @@ export class Proxy {
       return;
     }
     if (this.#hasBalancer()) return;
-    const mod = await loadPluginModule('round-robin', this.#pluginBase(), this.#pluginPaths);
-    await this.#apply(await instantiatePlugin(mod, { use: 'round-robin' }, 0), 'round-robin', true);
+    await this.#apply(roundRobin(), ROUND_ROBIN, true);
   }
 
   #pluginBase(): string {

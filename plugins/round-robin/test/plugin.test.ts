@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { STAGE_BALANCE, createLogger, createProxy, type Backend, type ConnectionContext } from '@wslb/core';
 import roundRobin, { schema } from '../src/index.js';
@@ -53,5 +56,33 @@ describe('round-robin plugin', { timeout: 10_000 }, () => {
     proxy.pool.setState(b, 'up', 'test');
     assert.equal(await select(proxy), 'b');
     await proxy.close({ drain: 0 });
+  });
+
+  it('is the default balancer of a proxy whose config names none, with no package to resolve', async () => {
+    // A folder with no node_modules: only @wslb/core itself is at hand.
+    const bare = mkdtempSync(join(tmpdir(), 'wslb-bare-'));
+    try {
+      const proxy = createProxy(
+        {
+          backends: [
+            { id: 'a', url: 'ws://127.0.0.1:1', weight: 2 },
+            { id: 'b', url: 'ws://127.0.0.1:2' },
+          ],
+          pluginBase: bare,
+        },
+        { logger: createLogger({ level: 'silent' }) },
+      );
+      await proxy.ready();
+      assert.deepEqual(
+        proxy.plugins.map((p) => p.name),
+        ['round-robin'],
+      );
+      const picks = [];
+      for (let i = 0; i < 6; i++) picks.push(await select(proxy));
+      assert.deepEqual(picks, ['a', 'b', 'a', 'a', 'b', 'a']);
+      await proxy.close({ drain: 0 });
+    } finally {
+      rmSync(bare, { recursive: true, force: true });
+    }
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SmoothWeightedRoundRobin, type Weighted } from '../src/smooth-weighted.js';
+import { SmoothWeightedRoundRobin, type Weighted } from '../src/index.js';
 
 function backends(weights: Record<string, number>): Weighted[] {
   return Object.entries(weights).map(([id, weight]) => ({ id, weight }));

@@ -1,3 +1,6 @@
+import type { Plugin } from './plugin.js';
+import { STAGE_BALANCE } from './hooks.js';
+
 /**
  * nginx's smooth weighted round-robin: each pick adds every candidate's weight to its current
  * value, takes the largest, and subtracts the total from the winner. Weights 5,1,1 give
@@ -37,3 +40,35 @@ export class SmoothWeightedRoundRobin {
     this.#current.delete(id);
   }
 }
+
+export const ROUND_ROBIN = 'round-robin';
+
+/** JSON Schema of round-robin's options: none (weights are set per backend). */
+export const roundRobinSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {},
+} as const;
+
+export type RoundRobinOptions = Record<string, never>;
+
+/**
+ * Smooth weighted round-robin over the available backends (nginx's default balancer). It lives
+ * in the core because it is the balancer a proxy gets when its config names none, which must work
+ * with nothing but @wslb/core installed; @wslb/round-robin publishes it as a plugin package.
+ */
+export function roundRobin(_options: RoundRobinOptions = {}): Plugin {
+  const picker = new SmoothWeightedRoundRobin();
+  return {
+    name: ROUND_ROBIN,
+    balancer: true,
+    apply(proxy) {
+      proxy.hooks.select.tap({ name: ROUND_ROBIN, stage: STAGE_BALANCE }, (_ctx, candidates) =>
+        picker.pick(candidates),
+      );
+      proxy.hooks.backendRemoved.tap(ROUND_ROBIN, (backend) => picker.forget(backend.id));
+    },
+  };
+}
+
+roundRobin.schema = roundRobinSchema;
