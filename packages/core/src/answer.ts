@@ -15,9 +15,12 @@ export function responseHead(status: number, statusMessage: string, headers: Hea
 }
 
 /** How long a closing socket may stay silent before it is cut. */
-const LINGER_IDLE_MS = 2000;
-/** The longest a closing socket is read and drained, whatever its peer keeps sending. */
-const LINGER_MAX_MS = 5000;
+const LINGER_IDLE_MS = 500;
+/**
+ * The longest a closing socket is read and drained, whatever its peer keeps sending: by then the
+ * answer has long reached a peer that reads, and one that keeps writing must not hold an fd.
+ */
+const LINGER_MAX_MS = 1000;
 
 const kLingering = Symbol('wslb.lingering');
 
@@ -33,7 +36,7 @@ function discard(): void {}
 /**
  * Ends a socket after the answer already written to it, nginx's lingering close: the FIN goes
  * out after the answer and what the peer still sends is read and dropped until it closes its side,
- * stays silent for 2 s, or 5 s went by. Closing with unread bytes would send a reset instead, and
+ * stays silent for half a second, or a second went by. Closing with unread bytes would send a reset instead, and
  * the peer's kernel drops an answer it has not read yet when a reset arrives: a client that was
  * still sending (a request body, pipelined requests, a header too large) would never see its
  * status.
