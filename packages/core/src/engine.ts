@@ -264,8 +264,8 @@ export class Engine implements TunnelOwner {
    * A connection turned away before it was admitted (bad upgrade headers, limits): the close
    * hook and the access line see it, the live counters never did.
    */
-  refuse(ctx: Connection, error: WslbError, bytesIn: number): void {
-    this.#report(ctx, 'rejected', error.status, error, bytesIn, 0);
+  refuse(ctx: Connection, error: WslbError, bytesIn: number, bytesOut = 0): void {
+    this.#report(ctx, 'rejected', error.status, error, bytesIn, bytesOut);
   }
 
   #report(

@@ -11,7 +11,7 @@ import { Connection } from './context.js';
 import type { Engine } from './engine.js';
 import { WslbError, publicMessage, toWslbError } from './errors.js';
 import { clientAddressOf } from './forwarded.js';
-import { missingHostError } from './request-checks.js';
+import { hostError } from './request-checks.js';
 import { peerOf } from './proxy-protocol.js';
 import type { HeaderMap, UpstreamResponse } from './hooks.js';
 import { buildUpstreamRequest } from './upstream-request.js';
@@ -103,6 +103,8 @@ function attemptRequest(
         servername: tls?.servername ?? (isIP(backend.hostname) ? undefined : backend.hostname),
         ca: tls?.ca,
         rejectUnauthorized: tls?.rejectUnauthorized ?? true,
+        // The same limit as for a 101's headers, not Node's default.
+        maxHeaderSize: engine.settings.limits.headerSize,
       };
       const proxyReq = backend.secure ? httpsRequest(options) : httpRequest(options);
       onRequest(proxyReq);
@@ -140,6 +142,14 @@ function attemptRequest(
       proxyReq.on('error', (err) => {
         if (timer) clearTimeout(timer);
         if (err instanceof WslbError && err.code !== 'WSLB_ERR_BACKEND_CONNECT') return reject(err);
+        const parseError = (err as NodeJS.ErrnoException).code;
+        if (parseError?.startsWith('HPE_')) {
+          const code =
+            parseError === 'HPE_HEADER_OVERFLOW'
+              ? 'WSLB_ERR_BACKEND_HEADERS_TOO_LARGE'
+              : 'WSLB_ERR_BACKEND_BAD_RESPONSE';
+          return reject(new WslbError(code, `backend ${backend.id}: ${err.message}`, { cause: err }));
+        }
         if (!connected) {
           reject(
             err instanceof WslbError
@@ -158,6 +168,27 @@ function attemptRequest(
       });
     });
   })();
+}
+
+const kCountedIn = Symbol('wslb.countedIn');
+const kCountedOut = Symbol('wslb.countedOut');
+
+type CountedSocket = Socket & { [kCountedIn]?: number; [kCountedOut]?: number };
+
+/**
+ * The bytes of a keep-alive connection since the previous request ended, which are this
+ * request's: its head and body in, its response out. The first read of a connection holds the head
+ * and the start of the body before any request exists, so counting from the request's start
+ * would miss them; pipelined bytes read early go to the request being answered, and the totals
+ * of a connection always add up.
+ */
+function takeRequestBytes(socket: Socket): { bytesIn: number; bytesOut: number } {
+  const counted = socket as CountedSocket;
+  const bytesIn = socket.bytesRead - (counted[kCountedIn] ?? 0);
+  const bytesOut = socket.bytesWritten - (counted[kCountedOut] ?? 0);
+  counted[kCountedIn] = socket.bytesRead;
+  counted[kCountedOut] = socket.bytesWritten;
+  return { bytesIn, bytesOut };
 }
 
 const socketCloseCallbacks = new WeakMap<Socket, Set<() => void>>();
@@ -208,16 +239,15 @@ export async function handleRequest(
     secure,
     { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers },
   );
-  const refused = missingHostError(req) ?? engine.admit(ctx);
+  const refused = hostError(req) ?? engine.admit(ctx);
   if (refused) {
     engine.reportError(ctx, refused);
     if (refused.status === 400) res.setHeader('connection', 'close');
     sendError(res, refused);
-    engine.refuse(ctx, refused, 0);
+    const { bytesIn, bytesOut } = takeRequestBytes(socket);
+    engine.refuse(ctx, refused, bytesIn, bytesOut);
     return;
   }
-  const inStart = socket.bytesRead;
-  const outStart = socket.bytesWritten;
   let clientGone = false;
   let proxyReq: ClientRequest | undefined;
   let finished = false;
@@ -225,14 +255,8 @@ export async function handleRequest(
     if (finished) return;
     finished = true;
     forgetSocket();
-    engine.finish(
-      ctx,
-      reason,
-      res.statusCode,
-      error,
-      socket.bytesRead - inStart,
-      socket.bytesWritten - outStart,
-    );
+    const { bytesIn, bytesOut } = takeRequestBytes(socket);
+    engine.finish(ctx, reason, res.statusCode, error, bytesIn, bytesOut);
   };
   // While an attempt is in flight the main flow owns the ending (it releases the backend);
   // once the response streams, a client close ends the request here.

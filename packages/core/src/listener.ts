@@ -254,8 +254,9 @@ function createWebServer(engine: Engine, tlsOptions: SecureContextOptions | unde
       req ? { method: req.method ?? '', url: req.url ?? '', headers: req.headers } : undefined,
     );
     engine.reportError(ctx, error);
-    engine.refuse(ctx, error, socket.bytesRead);
     writeAnswer(socket, error.status, error.message);
+    // Still in this tick, so the close taps run before the client can read the answer.
+    engine.refuse(ctx, error, socket.bytesRead, socket.bytesWritten);
   };
   const onRequestTimeout = (socket: TimedSocket): void => {
     socket[kRequestTimer] = undefined;

@@ -5,7 +5,7 @@ import { Connection } from './context.js';
 import type { Engine } from './engine.js';
 import { WslbError, publicMessage, toWslbError } from './errors.js';
 import { clientAddressOf } from './forwarded.js';
-import { missingHostError } from './request-checks.js';
+import { hostError } from './request-checks.js';
 import { peerOf } from './proxy-protocol.js';
 import type { HeaderMap, UpstreamResponse } from './hooks.js';
 import { BodyFramer, readResponseHead } from './response-head.js';
@@ -17,7 +17,7 @@ const CLOSE_1011 = Buffer.from([0x88, 0x02, 0x03, 0xf3]);
 
 /** Guard clauses of an upgrade request, each with its own status (SPEC section 2). */
 function checkUpgrade(req: IncomingMessage): WslbError | undefined {
-  const missingHost = missingHostError(req);
+  const missingHost = hostError(req);
   if (missingHost) return missingHost;
   const upgrade = req.headers.upgrade;
   if (typeof upgrade !== 'string' || upgrade.toLowerCase() !== 'websocket') {
@@ -66,7 +66,7 @@ export async function handleUpgrade(
   if (refused) {
     engine.reportError(ctx, refused);
     writeAnswer(client, refused.status, publicMessage(refused), refused.headers);
-    engine.refuse(ctx, refused, client.bytesRead);
+    engine.refuse(ctx, refused, client.bytesRead, client.bytesWritten);
     return;
   }
 
