@@ -160,13 +160,15 @@ describe('WebSocket through createProxy', { timeout: 60_000 }, () => {
     );
   });
 
-  it('answers 426 with Sec-WebSocket-Version: 13 to an unsupported version', async () => {
-    const answer = await upgradeRequest(proxy.url, {
-      'sec-websocket-key': webSocketKey(),
-      'sec-websocket-version': '7',
-    });
-    assert.equal(answer.status, 426);
-    assert.equal(answer.headers['sec-websocket-version'], '13');
+  it('answers 426 with Sec-WebSocket-Version: 13 to any version but 13 (RFC 6455)', async () => {
+    for (const version of ['7', '8', '14', '13, 8', '']) {
+      const answer = await upgradeRequest(proxy.url, {
+        'sec-websocket-key': webSocketKey(),
+        'sec-websocket-version': version,
+      });
+      assert.equal(answer.status, 426, `version "${version}"`);
+      assert.equal(answer.headers['sec-websocket-version'], '13');
+    }
   });
 
   it('refuses Upgrade: h2c with 400', async () => {

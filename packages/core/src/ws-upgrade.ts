@@ -28,7 +28,8 @@ function checkUpgrade(req: IncomingMessage): WslbError | undefined {
   if (typeof key !== 'string' || !WEBSOCKET_KEY.test(key.trim()))
     return new WslbError('WSLB_ERR_BAD_WEBSOCKET_KEY');
   const version = req.headers['sec-websocket-version'];
-  if (version !== '13' && version !== '8') {
+  // RFC 6455 speaks version 13 only (8 was a draft's), and the 426 says so.
+  if (version !== '13') {
     return new WslbError('WSLB_ERR_BAD_WEBSOCKET_VERSION', undefined, {
       headers: { 'sec-websocket-version': '13' },
     });
