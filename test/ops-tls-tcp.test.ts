@@ -2,11 +2,15 @@ import assert from 'node:assert/strict';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { request as httpsRequest } from 'node:https';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { encodeProxyHeader } from '@wslb/core';
 import {
   createCleanup,
   assertNoLeakedHandles,
+  execWslb,
+  writeTempConfig,
   closeAll,
   closed,
   openClient,
@@ -72,6 +76,45 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
       (JSON.parse(answer.body) as { headers: Record<string, string> }).headers['x-forwarded-proto'],
       'https',
     );
+  });
+
+  it('--check reads the certificate files like nginx -t: missing, mismatched or not PEM, each at its JSON path', async () => {
+    const [first, second] = await Promise.all([makeCertificate(), makeCertificate()]);
+    const files = writeCertificate(first);
+    cleanup.defer(files.remove);
+    const other = writeCertificate(second);
+    cleanup.defer(other.remove);
+    writeFileSync(join(files.dir, 'not-a-ca.pem'), 'hello\n');
+    const check = async (config: object) => {
+      const { dir, file } = writeTempConfig(config);
+      cleanup.defer(() => rmSync(dir, { recursive: true, force: true }));
+      return execWslb(['--check', '--config', file]);
+    };
+    const missing = await check({
+      listen: [
+        { port: 8443, tls: { cert: join(files.dir, 'nope.pem'), key: files.keyFile } },
+        { port: 8444, tls: { cert: files.certFile, key: other.keyFile } },
+      ],
+      backends: [{ url: 'wss://127.0.0.1:9001', tls: { ca: join(files.dir, 'missing-ca.pem') } }],
+    });
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.match(missing.stderr, /\/listen\/0\/tls\/cert: cannot read .*nope\.pem: ENOENT/);
+    assert.match(missing.stderr, /\/listen\/1\/tls: certificate and key cannot be used/);
+    assert.match(missing.stderr, /\/backends\/0\/tls\/ca: cannot read .*missing-ca\.pem: ENOENT/);
+
+    const notPem = await check({
+      listen: { port: 8443, tls: { cert: files.certFile, key: files.keyFile } },
+      backends: [{ url: 'wss://127.0.0.1:9001', tls: { ca: join(files.dir, 'not-a-ca.pem') } }],
+    });
+    assert.equal(notPem.code, 2, notPem.stderr);
+    assert.doesNotMatch(notPem.stderr, /\/listen/);
+    assert.match(notPem.stderr, /\/backends\/0\/tls\/ca: not a CA certificate/);
+
+    const fine = await check({
+      listen: { port: 8443, tls: { cert: files.certFile, key: files.keyFile } },
+      backends: [{ url: 'wss://127.0.0.1:9001', tls: { ca: files.certFile } }],
+    });
+    assert.equal(fine.code, 0, fine.stderr);
   });
 
   it('re-reads certificates on reload without dropping TLS sockets', async () => {

@@ -14,6 +14,7 @@ import {
   validateConfig,
 } from '@wslb/core';
 import { adminConfigIssue } from './admin/config-rules.js';
+import { configFileIssues } from './config-files.js';
 
 /** A config that could not be read or is invalid: the binary exits 2 with these lines. */
 export class ConfigError extends Error {
@@ -105,6 +106,7 @@ export async function loadConfig(path: string, pluginPaths: readonly string[] = 
       issues.push(...pluginConfigIssues(modules[i]!, entry.options, i, config)),
     );
   }
+  if (issues.length === 0) issues.push(...(await configFileIssues(config, base)));
   if (issues.length > 0) throw new ConfigError(`${file}: invalid config`, issues);
   return { file, config: { ...config, pluginBase: base } };
 }

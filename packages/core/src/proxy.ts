@@ -87,7 +87,7 @@ function settingsOf(config: ProxyConfig): EngineSettings {
  * code it may also be the PEM text or a Buffer. Files are read here, once per (re)load.
  */
 function withCaFiles(backends: readonly BackendConfig[], base: string | undefined): BackendConfig[] {
-  return backends.map((b) => {
+  return backends.map((b, i) => {
     const ca = b.tls?.ca;
     if (typeof ca !== 'string' || ca.includes('-----BEGIN')) return b;
     try {
@@ -98,7 +98,7 @@ function withCaFiles(backends: readonly BackendConfig[], base: string | undefine
     } catch (err) {
       throw new WslbError(
         'WSLB_ERR_CONFIG_INVALID',
-        `cannot read CA file of backend ${b.id ?? b.url}: ${(err as Error).message}`,
+        `/backends/${i}/tls/ca: cannot read CA file of backend ${b.id ?? b.url}: ${(err as Error).message}`,
       );
     }
   });
