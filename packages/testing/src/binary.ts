@@ -45,6 +45,11 @@ export function wslbBinPath(): string {
   return join(dirname(pkgFile), 'bin', 'wslb.js');
 }
 
+/** Node flags that make a started wslb exit once the process that started it is gone. */
+function exitWithParent(): string[] {
+  return ['--import', new URL('./exit-with-parent.js', import.meta.url).href];
+}
+
 export interface RunWslbResult {
   code: number | null;
   stdout: string;
@@ -57,7 +62,7 @@ export function execWslb(
   { cwd, timeoutMs = 15000 }: { cwd?: string; timeoutMs?: number } = {},
 ): Promise<RunWslbResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [wslbBinPath(), ...args], {
+    const child = spawn(process.execPath, [...exitWithParent(), wslbBinPath(), ...args], {
       cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -106,7 +111,7 @@ export async function runWslb(
     const listen = (config as { listen?: unknown }).listen;
     return Array.isArray(listen) ? listen.length : 1;
   })();
-  const child = spawn(process.execPath, [wslbBinPath(), '--config', file], {
+  const child = spawn(process.execPath, [...exitWithParent(), wslbBinPath(), '--config', file], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
