@@ -137,4 +137,50 @@ describe('workers share one control plane', { timeout: 120_000 }, () => {
     assert.equal(family('wslb_backend_up').metrics.find((m) => m.labels?.backend === 'b2')!.value, '0');
     assert.ok(family('wslb_health_checks_total').metrics.some((m) => m.labels?.result === 'failure'));
   });
+
+  it("passive checks count every worker's failed dials, and a worker's success resets them", async () => {
+    // b1 takes everything while it works; the backup b2 takes the connections b1 fails.
+    const [b1, b2] = await startEchoBackends(2);
+    let primary = b1!;
+    cleanup.defer(() => Promise.all([primary.close(), b2!.close()]));
+    const wslb = await runWslb({
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: [
+        { id: 'b1', url: b1!.url },
+        { id: 'b2', url: b2!.url, backup: true },
+      ],
+      plugins: [{ use: 'health-check', options: { passive: { maxFails: 2, failTimeout: 30_000 } } }],
+      admin: { host: '127.0.0.1', port: 0 },
+      workers: 2,
+      timeouts: { drain: 500 },
+    });
+    cleanup.defer(() => wslb.stop());
+    await waitFor(() => wslb.logs.filter((l) => l.msg === 'worker ready').length >= 2, { timeoutMs: 15_000 });
+    const adminLine = await wslb.waitForLog((l) => l.msg === 'admin listening');
+    const stateOfB1 = async () => {
+      const status = (await (await fetch(`http://127.0.0.1:${adminLine.port as number}/status`)).json()) as {
+        backends: Array<{ id: string; state: string; failures: number }>;
+      };
+      return status.backends.find((b) => b.id === 'b1')!;
+    };
+    const oneSocketGoesTo = async (expected: string) => {
+      const opened = await openClients(wslb.url, 1);
+      assert.deepEqual(opened.perBackend, { [expected]: 1 });
+      await closeAll(opened.clients);
+    };
+
+    await primary.kill();
+    await oneSocketGoesTo('b2'); // failure 1 of b1, whichever worker took it
+    await waitFor(async () => (await stateOfB1()).failures === 1, { message: 'the first failure reported' });
+    primary = await primary.restart();
+    await oneSocketGoesTo('b1'); // a success: the count starts over
+    await primary.kill();
+    await oneSocketGoesTo('b2'); // failure 1 again, not 2
+    await waitFor(async () => (await stateOfB1()).failures >= 2, { message: 'the second failure reported' });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await stateOfB1()).state, 'up', 'a success between two failures resets the count');
+
+    await oneSocketGoesTo('b2'); // failure 2 in a row: out of rotation
+    await waitFor(async () => (await stateOfB1()).state === 'down', { message: 'b1 taken out passively' });
+  });
 });

@@ -7,6 +7,8 @@ export type ClusterMessage =
   | { wslb: 'ready'; port: number }
   | { wslb: 'state'; id: string; state: BackendState; reason: string; admin: boolean }
   | { wslb: 'failure'; id: string; code: string; message: string }
+  | { wslb: 'success'; id: string }
+  | { wslb: 'failing'; id: string }
   | { wslb: 'stats?'; seq: number }
   | { wslb: 'stats'; seq: number; stats: ClusterStats }
   | { wslb: 'metrics?'; seq: number }
@@ -104,6 +106,18 @@ export class ClusterPrimary {
         } catch (err) {
           control.log.warn({ err: (err as Error).message }, 'backendFailure tap failed');
         }
+        // Whichever worker reaches it next reports the success that resets the count.
+        this.#broadcast({ wslb: 'failing', id: message.id });
+        break;
+      }
+      case 'success': {
+        const backend = control.pool.get(message.id);
+        if (!backend) break;
+        try {
+          control.pool.reportSuccess(backend);
+        } catch (err) {
+          control.log.warn({ err: (err as Error).message }, 'backendSuccess tap failed');
+        }
         break;
       }
       case 'stats':
@@ -195,7 +209,7 @@ export class ClusterPrimary {
 }
 
 /**
- * The worker side: reports failed dials and counters to the primary and takes backend states
+ * The worker side: reports failed dials, recoveries and counters to the primary and takes backend states
  * from it (health checks run only in the primary, so every worker agrees).
  */
 export function joinCluster(proxy: Proxy, port: number, metrics: () => Promise<unknown[]>): void {
@@ -205,9 +219,13 @@ export function joinCluster(proxy: Proxy, port: number, metrics: () => Promise<u
   proxy.hooks.backendFailure.tap('wslb:cluster', (backend, err) => {
     send({ wslb: 'failure', id: backend.id, code: err.code, message: err.message });
   });
+  proxy.hooks.backendSuccess.tap('wslb:cluster', (backend) => send({ wslb: 'success', id: backend.id }));
   process.on('message', (message: unknown) => {
     if (!isClusterMessage(message)) return;
-    if (message.wslb === 'state') {
+    if (message.wslb === 'failing') {
+      const backend = proxy.pool.get(message.id);
+      if (backend) backend.failing = true;
+    } else if (message.wslb === 'state') {
       const backend = proxy.pool.get(message.id);
       if (!backend) return;
       if (message.admin) {

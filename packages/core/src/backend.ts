@@ -43,6 +43,8 @@ export class Backend {
   total = 0;
   /** Failed dials or handshakes ever. */
   failures = 0;
+  /** A failed attempt was reported and no successful one since (see the backendSuccess hook). */
+  failing = false;
   /** Time of the last health check result (ms since epoch), 0 when never checked. */
   lastCheck = 0;
   /** Result of the last health check, when one ran. */

@@ -156,6 +156,7 @@ export class Engine implements TunnelOwner {
       try {
         const result = await attempt(backend);
         backend.total++;
+        if (backend.failing) this.callSync('backendSuccess', () => this.pool.reportSuccess(backend));
         return result;
       } catch (err) {
         backend.active--;

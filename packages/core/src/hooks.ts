@@ -79,6 +79,8 @@ export interface ProxyHooks {
   readonly backendState: SyncHook<[Backend, BackendState, string]>;
   /** A dial to a backend failed (refused, reset, timeout): passive health checks count these. */
   readonly backendFailure: SyncHook<[Backend, WslbError]>;
+  /** The first attempt on a backend that succeeded after a backendFailure (passive checks reset). */
+  readonly backendSuccess: SyncHook<[Backend]>;
 }
 
 export function createHooks(): ProxyHooks {
@@ -97,6 +99,7 @@ export function createHooks(): ProxyHooks {
     backendRemoved: new SyncHook<[Backend]>(['backend']),
     backendState: new SyncHook<[Backend, BackendState, string]>(['backend', 'previous', 'reason']),
     backendFailure: new SyncHook<[Backend, WslbError]>(['backend', 'err']),
+    backendSuccess: new SyncHook<[Backend]>(['backend']),
   });
 }
 

@@ -137,7 +137,18 @@ export class BackendPool {
    */
   reportFailure(backend: Backend, error: WslbError): void {
     backend.failures++;
+    backend.failing = true;
     this.#hooks.backendFailure.call(backend, error);
+  }
+
+  /**
+   * Records a successful attempt (the backend answered). Only the first one after a failure tells
+   * `backendSuccess` taps, so a healthy backend costs nothing per connection.
+   */
+  reportSuccess(backend: Backend): void {
+    if (!backend.failing) return;
+    backend.failing = false;
+    this.#hooks.backendSuccess.call(backend);
   }
 
   drain(backend: Backend, reason = 'admin drain'): boolean {

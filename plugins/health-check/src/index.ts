@@ -124,11 +124,9 @@ export class HealthCheckPlugin implements Plugin {
     proxy.hooks.backendFailure.tap(PLUGIN_NAME, (backend, err) => {
       if (this.#settings.passive) this.#tracker?.dialFailed(backend, err.message);
     });
-    proxy.hooks.open.tap(PLUGIN_NAME, (ctx) => {
-      if (this.#settings.passive && ctx.backend) this.#tracker?.dialSucceeded(ctx.backend);
-    });
-    proxy.hooks.close.tap(PLUGIN_NAME, (_ctx, info) => {
-      if (this.#settings.passive && info.backend) this.#tracker?.dialSucceeded(info.backend);
+    // A backend that answered again: its failed dials are forgotten (reported by every worker).
+    proxy.hooks.backendSuccess.tap(PLUGIN_NAME, (backend) => {
+      if (this.#settings.passive) this.#tracker?.dialSucceeded(backend);
     });
   }
 
