@@ -209,7 +209,10 @@ describe('the wslb binary', { timeout: 120_000 }, () => {
     const schema = await execWslb(['--print-schema']);
     assert.equal(schema.code, 0);
     const parsed = JSON.parse(schema.stdout) as { properties: Record<string, unknown> };
-    assert.ok(parsed.properties.backends && parsed.properties.listen && parsed.properties.plugins);
+    assert.ok(
+      parsed.properties.backends && parsed.properties.listen && parsed.properties.plugins,
+      'parsed.properties.backends && parsed.properties.listen && parsed.properties.plugins',
+    );
     assert.match(schema.stdout, /round-robin/);
   });
 });

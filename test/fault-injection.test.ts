@@ -205,7 +205,7 @@ describe('fault injection', { timeout: 60_000 }, () => {
     await requestHead(backend);
     client.reset();
     await assertSettled(client, 'client-closed');
-    assert.ok(backend.closed);
+    assert.ok(backend.closed, 'backend.closed');
   });
 
   it('backend accepts TCP but never answers: 504 after timeouts.handshake', async () => {
@@ -247,7 +247,7 @@ describe('fault injection', { timeout: 60_000 }, () => {
       return h && h.rest.length >= garbage.length ? h : undefined;
     }, 'the garbage after the 101');
     assert.equal(head.status, 101);
-    assert.ok(Buffer.compare(head.rest, garbage) === 0);
+    assert.ok(Buffer.compare(head.rest, garbage) === 0, 'Buffer.compare(head.rest, garbage) === 0');
     client.reset();
     await assertSettled(client, 'client-error');
   });
@@ -265,7 +265,7 @@ describe('fault injection', { timeout: 60_000 }, () => {
       return h && h.rest.length >= frame.length ? h : undefined;
     }, 'the 101 and a frame');
     assert.equal(head.status, 101);
-    assert.ok(Buffer.compare(head.rest, frame) === 0);
+    assert.ok(Buffer.compare(head.rest, frame) === 0, 'Buffer.compare(head.rest, frame) === 0');
     // The client's FIN is passed on once the tunnel is up.
     await backend.until((b) => b.ended, 'the FIN at the backend');
     backend.end();
@@ -282,14 +282,14 @@ describe('fault injection', { timeout: 60_000 }, () => {
       const bye = wsFrame('bye');
       backend.socket.end(Buffer.concat([Buffer.from(switchingProtocols(await requestHead(backend))), bye]));
       await client.until((c) => c.ended, 'the FIN at the client');
-      assert.ok(client.head!.rest.equals(bye));
+      assert.ok(client.head!.rest.equals(bye), 'client.head!.rest.equals(bye)');
       const late = wsFrame('ok, bye', { masked: true });
       client.write(late);
       await backend.until(
         (b) => (b.head?.rest.length ?? 0) >= late.length,
         'the late message at the backend',
       );
-      assert.ok(backend.head!.rest.equals(late));
+      assert.ok(backend.head!.rest.equals(late), 'backend.head!.rest.equals(late)');
       client.end();
       await assertSettled(client, CLEAN);
     });
@@ -304,11 +304,14 @@ describe('fault injection', { timeout: 60_000 }, () => {
     client.write(wsFrame('last words', { masked: true }));
     client.end();
     await backend.until((b) => b.ended, 'the FIN at the backend');
-    assert.ok(backend.head!.rest.equals(wsFrame('last words', { masked: true })));
+    assert.ok(
+      backend.head!.rest.equals(wsFrame('last words', { masked: true })),
+      "backend.head!.rest.equals(wsFrame('last words', { masked: true }))",
+    );
     const late = wsFrame('a late reply');
     backend.write(late);
     await client.until((c) => (c.head?.rest.length ?? 0) >= late.length, 'the late reply');
-    assert.ok(client.head!.rest.equals(late));
+    assert.ok(client.head!.rest.equals(late), 'client.head!.rest.equals(late)');
     assert.equal(client.closed, false);
     backend.end();
     await assertSettled(client, CLEAN);
@@ -322,11 +325,11 @@ describe('fault injection', { timeout: 60_000 }, () => {
     backend.write(Buffer.concat([Buffer.from(switchingProtocols(await requestHead(backend))), goodbye]));
     backend.end();
     await client.until((c) => c.ended, 'the FIN at the client');
-    assert.ok(client.head!.rest.equals(goodbye));
+    assert.ok(client.head!.rest.equals(goodbye), 'client.head!.rest.equals(goodbye)');
     const late = wsFrame('a late message', { masked: true });
     client.write(late);
     await backend.until((b) => (b.head?.rest.length ?? 0) >= late.length, 'the late message at the backend');
-    assert.ok(backend.head!.rest.equals(late));
+    assert.ok(backend.head!.rest.equals(late), 'backend.head!.rest.equals(late)');
     assert.equal(backend.closed, false);
     client.end();
     await assertSettled(client, CLEAN);

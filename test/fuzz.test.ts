@@ -33,11 +33,21 @@ describe('fuzzer', () => {
     assert.deepEqual(checkResponses(Buffer.from('HTTP/1.1 101 Switching\r\n\r\n\x81\x02hi')), {
       statuses: [101],
     });
-    assert.ok(checkResponses(Buffer.from('garbage')).problem);
-    assert.ok(checkResponses(Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhi')).problem);
-    assert.ok(checkResponses(Buffer.from('HTTP/1.1 200 OK\r\nbad header\r\n\r\n')).problem);
+    assert.ok(
+      checkResponses(Buffer.from('garbage')).problem,
+      "checkResponses(Buffer.from('garbage')).problem",
+    );
+    assert.ok(
+      checkResponses(Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhi')).problem,
+      "checkResponses(Buffer.from('HTTP/1.1 200 OK\\r\\ncontent-length: 5\\r\\n\\r\\nhi')).problem",
+    );
+    assert.ok(
+      checkResponses(Buffer.from('HTTP/1.1 200 OK\r\nbad header\r\n\r\n')).problem,
+      "checkResponses(Buffer.from('HTTP/1.1 200 OK\\r\\nbad header\\r\\n\\r\\n')).problem",
+    );
     assert.ok(
       checkResponses(Buffer.from('HTTP/1.1 400 Bad\r\ncontent-length: 0\r\n\r\nHTTP/1.1 200')).problem,
+      "checkResponses(Buffer.from('HTTP/1.1 400 Bad\\r\\ncontent-length: 0\\r\\n\\r\\nHTTP/1.1 200')).problem",
     );
   });
 });

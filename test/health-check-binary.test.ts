@@ -151,7 +151,10 @@ describe('health checks through the wslb binary', { timeout: 120_000 }, () => {
     const s = await start({ type: 'http', path: '/healthz', expect: ['200-299'], ...active });
     await killAndRestart(s, { downWithinMs: DOWN_WITHIN, upWithinMs: UP_WITHIN });
     // The checks asked for the configured path.
-    assert.ok(s.backends[1]!.seen.some((r) => r.kind === 'http' && r.url === '/healthz'));
+    assert.ok(
+      s.backends[1]!.seen.some((r) => r.kind === 'http' && r.url === '/healthz'),
+      "s.backends[1]!.seen.some((r) => r.kind === 'http' && r.url === '/healthz')",
+    );
   });
 
   it('passive only: a failed dial takes a killed backend out; it is back after failTimeout', async () => {
@@ -248,7 +251,7 @@ describe('admin API through the wslb binary', { timeout: 60_000 }, () => {
     const handshakes = m.find((f) => f.name === 'wslb_handshake_duration_seconds')!;
     assert.equal(handshakes.type, 'HISTOGRAM');
     const series = handshakes.metrics[0]!;
-    assert.ok('buckets' in series);
+    assert.ok('buckets' in series, "'buckets' in series");
     assert.equal(Number(series.count), 6, 'one handshake per opened socket');
     assert.equal(Number(series.buckets['+Inf']), 6);
   });

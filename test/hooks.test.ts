@@ -41,7 +41,7 @@ describe('hooks', { timeout: 60_000 }, () => {
 
   it('freezes the hooks object', async () => {
     const { proxy } = await setup({ name: 'noop', apply() {} });
-    assert.ok(Object.isFrozen(proxy.proxy.hooks));
+    assert.ok(Object.isFrozen(proxy.proxy.hooks), 'Object.isFrozen(proxy.proxy.hooks)');
     assert.throws(() => {
       (proxy.proxy.hooks as unknown as Record<string, unknown>).connect = null;
     });
@@ -93,7 +93,7 @@ describe('hooks', { timeout: 60_000 }, () => {
     ]);
     assert.equal(info!.backend?.id, client.backend);
     assert.equal(info!.status, 101);
-    assert.ok(info!.bytesIn > 0 && info!.bytesOut > 0);
+    assert.ok(info!.bytesIn > 0 && info!.bytesOut > 0, 'info!.bytesIn > 0 && info!.bytesOut > 0');
     assert.equal(seenCtx!.clientAddress, '127.0.0.1');
     assert.equal(seenCtx!.request?.url, '/ordered');
   });
@@ -177,7 +177,10 @@ describe('hooks', { timeout: 60_000 }, () => {
       assert.equal((await roundTrip(client.ws, 'still alive')).data.toString(), 'still alive');
       await closeAll([client]);
       await waitFor(() => proxy.proxy.connections.active === 0);
-      assert.ok(proxy.proxy.pool.list().every((b) => b.active === 0));
+      assert.ok(
+        proxy.proxy.pool.list().every((b) => b.active === 0),
+        'proxy.proxy.pool.list().every((b) => b.active === 0)',
+      );
     });
   }
 

@@ -144,8 +144,8 @@ describe('pipelined requests', { timeout: 30_000 }, () => {
     const { statuses, problem } = checkResponses(Buffer.from(answer.text, 'latin1'));
     assert.equal(problem, undefined);
     assert.deepEqual(statuses, [200, 400]);
-    assert.ok(answer.text.includes('done /first?ms=100'));
-    assert.ok(answer.closed);
+    assert.ok(answer.text.includes('done /first?ms=100'), "answer.text.includes('done /first?ms=100')");
+    assert.ok(answer.closed, 'answer.closed');
   });
 
   it('an upgrade behind a slow request gets its 101 after that response', async () => {
@@ -191,6 +191,6 @@ describe('pipelined requests', { timeout: 30_000 }, () => {
     const { statuses, problem } = checkResponses(Buffer.from(answer.text, 'latin1'));
     assert.equal(problem, undefined);
     assert.deepEqual(statuses, [200, 200]);
-    assert.ok(answer.text.includes('done /b?ms=600'));
+    assert.ok(answer.text.includes('done /b?ms=600'), "answer.text.includes('done /b?ms=600')");
   });
 });

@@ -157,7 +157,7 @@ describe('connection limits', { timeout: 60_000 }, () => {
     assert.equal(proxy.proxy.connections.active, 3);
     const over = await upgradeRequest(proxy.url, upgradeHeaders());
     assert.equal(over.status, 503);
-    assert.ok(over.headers['retry-after']);
+    assert.ok(over.headers['retry-after'], "over.headers['retry-after']");
     const overHttp = await fetch(`${proxy.httpUrl}/other`);
     assert.equal(overHttp.status, 503);
     await overHttp.text();

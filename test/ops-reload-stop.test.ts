@@ -173,7 +173,7 @@ describe('reload and graceful stop through the binary', { timeout: 120_000 }, ()
     const started = Date.now();
     client.ws.close(1000);
     assert.equal(await wslb.exited, 0);
-    assert.ok(Date.now() - started < 5000);
+    assert.ok(Date.now() - started < 5000, 'Date.now() - started < 5000');
   });
 });
 
@@ -234,7 +234,7 @@ describe('listener changes on reload (in code)', { timeout: 60_000 }, () => {
       proxy.addresses().map((a) => a.port),
       [moved],
     );
-    assert.ok(await refused(first!.port));
+    assert.ok(await refused(first!.port), 'await refused(first!.port)');
     const onNew = await openClient(`ws://127.0.0.1:${moved}`);
     assert.equal((await roundTrip(live.ws, 'survived')).data.toString(), 'survived');
     await closeAll([onNew]);

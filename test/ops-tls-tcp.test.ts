@@ -191,6 +191,7 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
           destinationPort: 1,
         }).subarray(0, 12),
       ),
+      "headers[1]!.subarray(0, 12).equals( encodeProxyHeader('v2', { sourceAddress: '1.1.1.1', sourcePor...",
     );
     assert.equal(headers[1]![13], 0x11, 'TCP over IPv4');
     assert.equal([...headers[1]!.subarray(16, 20)].join('.'), '127.0.0.1');

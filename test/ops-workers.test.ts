@@ -135,7 +135,10 @@ describe('workers share one control plane', { timeout: 120_000 }, () => {
     const opened = family('wslb_connections_total').metrics.reduce((n, m) => n + Number(m.value), 0);
     assert.equal(opened, 20);
     assert.equal(family('wslb_backend_up').metrics.find((m) => m.labels?.backend === 'b2')!.value, '0');
-    assert.ok(family('wslb_health_checks_total').metrics.some((m) => m.labels?.result === 'failure'));
+    assert.ok(
+      family('wslb_health_checks_total').metrics.some((m) => m.labels?.result === 'failure'),
+      "family('wslb_health_checks_total').metrics.some((m) => m.labels?.result === 'failure')",
+    );
   });
 
   it("passive checks count every worker's failed dials, and a worker's success resets them", async () => {

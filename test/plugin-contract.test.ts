@@ -386,7 +386,7 @@ describe('hooks that plugins publish (createPluginHooks)', { timeout: 30_000 }, 
     assert.deepEqual(seenB, ['b1 /on-b']);
     assert.equal(chooserHooks.of(a.proxy), chooserHooks.getHooks(a.proxy));
     assert.notEqual(chooserHooks.of(a.proxy), chooserHooks.of(b.proxy));
-    assert.ok(Object.isFrozen(chooserHooks.of(a.proxy)));
+    assert.ok(Object.isFrozen(chooserHooks.of(a.proxy)), 'Object.isFrozen(chooserHooks.of(a.proxy))');
   });
 
   it('keeps the taps of other plugins working when a reload removes one', async () => {

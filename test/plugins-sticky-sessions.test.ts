@@ -75,9 +75,15 @@ describe('sticky-sessions through the wslb binary', { timeout: 60_000 }, () => {
       sockets.map((s) => s.backend),
       Array(6).fill(first.backend),
     );
-    assert.ok(sockets.every((s) => setCookie(s, 'wslb') === undefined));
+    assert.ok(
+      sockets.every((s) => setCookie(s, 'wslb') === undefined),
+      "sockets.every((s) => setCookie(s, 'wslb') === undefined)",
+    );
     const backend = list.find((b) => b.id === first.backend)!;
-    assert.ok(backend.seen.filter((s) => s.kind === 'ws').every((s) => s.headers.cookie === undefined));
+    assert.ok(
+      backend.seen.filter((s) => s.kind === 'ws').every((s) => s.headers.cookie === undefined),
+      "backend.seen.filter((s) => s.kind === 'ws').every((s) => s.headers.cookie === undefined)",
+    );
     // A cookie from an HTTP answer pins the WebSocket of the same client as well.
     const page = await httpGet(`${wslb.httpUrl}/`);
     const ws = await openClient(wslb.url, { headers: { cookie: setCookie(page, 'wslb')!.pair } });
@@ -135,7 +141,7 @@ describe('sticky-sessions through the wslb binary', { timeout: 60_000 }, () => {
     });
     const answer = await httpGet(`${wslb.httpUrl}/app/`);
     const cookie = setCookie(answer, 'SRV');
-    assert.ok(cookie);
+    assert.ok(cookie, 'cookie');
     assert.match(
       cookie.line,
       /^SRV=[A-Za-z0-9_-]{22}; Max-Age=600; Path=\/app; HttpOnly; Secure; SameSite=Strict$/,

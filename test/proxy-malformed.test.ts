@@ -54,7 +54,7 @@ describe('malformed and slow requests', { timeout: 60_000 }, () => {
   it('answers garbage with 400 and closes the socket', async () => {
     const result = await rawExchange(proxy.port, ['\x16\x03\x01 this is not http\r\n\r\n']);
     assert.equal(result.status, 400);
-    assert.ok(result.closed);
+    assert.ok(result.closed, 'result.closed');
     refusedOnce(400, 'WSLB_ERR_BAD_REQUEST');
   });
 
@@ -63,7 +63,7 @@ describe('malformed and slow requests', { timeout: 60_000 }, () => {
       `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`,
     ]);
     assert.equal(result.status, 431);
-    assert.ok(result.closed);
+    assert.ok(result.closed, 'result.closed');
     refusedOnce(431, 'WSLB_ERR_HEADERS_TOO_LARGE');
   });
 
@@ -79,14 +79,14 @@ describe('malformed and slow requests', { timeout: 60_000 }, () => {
     ];
     const result = await rawExchange(proxy.port, pieces, { delayMs: 200, timeoutMs: 4000 });
     assert.equal(result.status, 408);
-    assert.ok(result.closed);
+    assert.ok(result.closed, 'result.closed');
     assert.ok(Date.now() - started < 3000, 'closed near the 500 ms deadline');
     refusedOnce(408, 'WSLB_ERR_REQUEST_TIMEOUT');
   });
 
   it('closes a connection that sends nothing after timeouts.request', async () => {
     const result = await rawExchange(proxy.port, [], { timeoutMs: 4000 });
-    assert.ok(result.closed);
+    assert.ok(result.closed, 'result.closed');
     assert.deepEqual(closes, [], 'an idle connection is no request: no close, no access line');
   });
 
@@ -112,7 +112,7 @@ describe('malformed and slow requests', { timeout: 60_000 }, () => {
       'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\nSSH-2.0-x\r\n',
     ]);
     assert.equal(result.status, 405);
-    assert.ok(result.closed);
+    assert.ok(result.closed, 'result.closed');
     assert.equal(backends[0]!.seen.length, before);
     assert.equal(closes.length, 1);
     assert.equal(closes[0]!.info.status, 405);
@@ -123,12 +123,12 @@ describe('malformed and slow requests', { timeout: 60_000 }, () => {
     const before = backends[0]!.seen.length;
     const plain = await rawExchange(proxy.port, ['GET /no-host HTTP/1.1\r\n\r\n']);
     assert.equal(plain.status, 400);
-    assert.ok(plain.closed);
+    assert.ok(plain.closed, 'plain.closed');
     const upgrade = await rawExchange(proxy.port, [
       `GET /no-host HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: ${webSocketKey()}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
     ]);
     assert.equal(upgrade.status, 400);
-    assert.ok(upgrade.closed);
+    assert.ok(upgrade.closed, 'upgrade.closed');
     assert.equal(backends[0]!.seen.length, before, 'no backend saw either');
     assert.deepEqual(
       closes.map((c) => [c.ctx.kind, c.info.status, c.info.error?.message]),

@@ -214,7 +214,7 @@ describe('WebSocket failures through createProxy', { timeout: 60_000 }, () => {
     );
     const { clients, perBackend } = await openClients(proxy.url, 6);
     assert.deepEqual(perBackend, { b1: 6 });
-    assert.ok(proxy.proxy.pool.get('dead')!.failures >= 1);
+    assert.ok(proxy.proxy.pool.get('dead')!.failures >= 1, "proxy.proxy.pool.get('dead')!.failures >= 1");
     await closeAll(clients);
   });
 
@@ -268,7 +268,7 @@ describe('WebSocket failures through createProxy', { timeout: 60_000 }, () => {
       'sec-websocket-version': '13',
     });
     assert.equal(answer.status, 503);
-    assert.ok(answer.headers['retry-after']);
+    assert.ok(answer.headers['retry-after'], "answer.headers['retry-after']");
     assert.equal(b!.upgrades, 0);
   });
 

@@ -53,7 +53,10 @@ describe('wslb-plugin-least-latency', { timeout: 30_000 }, () => {
     assert.equal(perBackend.slow, 1);
     assert.equal((perBackend.b1 ?? 0) + (perBackend.b3 ?? 0), 11);
     assert.ok(plugin.estimate('slow')! >= 250, `slow estimated at ${plugin.estimate('slow')} ms`);
-    assert.ok(plugin.estimate('b1')! < plugin.estimate('slow')!);
+    assert.ok(
+      plugin.estimate('b1')! < plugin.estimate('slow')!,
+      "plugin.estimate('b1')! < plugin.estimate('slow')!",
+    );
   });
 
   it('spreads equally fast backends by their live connections', async () => {
@@ -89,7 +92,7 @@ describe('wslb-plugin-least-latency', { timeout: 30_000 }, () => {
     cluster.up('slow');
     assert.equal(plugin.estimate('slow'), undefined);
     assert.equal((await openClient(cluster.url)).backend, 'slow');
-    assert.ok(plugin.estimate('slow')! < 250);
+    assert.ok(plugin.estimate('slow')! < 250, "plugin.estimate('slow')! < 250");
   });
 
   it('never chooses a draining, down or full backend', async () => {
@@ -132,7 +135,10 @@ describe('wslb-plugin-least-latency', { timeout: 30_000 }, () => {
     assert.equal(answers.filter((s) => s === 503).length, 1, `answers ${answers}`);
     const penalties = samples.filter((s) => s.failed).map((s) => `${s.backend.id} ${s.ms}`);
     assert.deepEqual(penalties.sort(), ['dead 7000', 'erroring 7000']);
-    assert.ok(samples.some((s) => s.backend.id === 'ok' && !s.failed && s.ms >= 0));
+    assert.ok(
+      samples.some((s) => s.backend.id === 'ok' && !s.failed && s.ms >= 0),
+      "samples.some((s) => s.backend.id === 'ok' && !s.failed && s.ms >= 0)",
+    );
   });
 
   it('penalizes a backend that never answers the upgrade', async () => {

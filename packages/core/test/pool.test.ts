@@ -82,7 +82,10 @@ describe('BackendPool', () => {
       ['d'],
     );
     assert.deepEqual(removed.map((b) => b.id).sort(), ['b', 'c']);
-    assert.ok(removed.every((b) => b.removed && !b.available));
+    assert.ok(
+      removed.every((b) => b.removed && !b.available),
+      'removed.every((b) => b.removed && !b.available)',
+    );
   });
 
   it('derives a stable id from host and port when none is given', () => {

@@ -88,6 +88,6 @@ describe('the validator between validations', () => {
       validateConfig({ backends: [{ url: 'nope' }] }).map((i) => i.path),
       ['/backends/0/url', '/backends/0/url'],
     );
-    assert.ok(ajvFiles().length > 0);
+    assert.ok(ajvFiles().length > 0, 'ajvFiles().length > 0');
   });
 });

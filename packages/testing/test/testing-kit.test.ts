@@ -104,7 +104,7 @@ describe('@wslb/testing', { timeout: 30_000 }, () => {
     await cluster.fill('b2');
     const answer = await upgradeRequest(cluster.url, upgradeHeaders());
     assert.equal(answer.status, 503);
-    assert.ok(answer.headers['retry-after']);
+    assert.ok(answer.headers['retry-after'], "answer.headers['retry-after']");
   });
 
   it('refuses to fill a backend without maxConnections', async () => {
@@ -128,7 +128,10 @@ describe('@wslb/testing', { timeout: 30_000 }, () => {
     const cluster = await startCluster({ backends: 2 });
     const { clients } = await cluster.open(4);
     await cluster.close();
-    assert.ok(clients.every((c) => c.ws.readyState === c.ws.CLOSED));
+    assert.ok(
+      clients.every((c) => c.ws.readyState === c.ws.CLOSED),
+      'clients.every((c) => c.ws.readyState === c.ws.CLOSED)',
+    );
     assert.equal(
       cluster.backends.reduce((n, b) => n + b.clients.size, 0),
       0,

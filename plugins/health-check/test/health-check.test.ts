@@ -218,7 +218,7 @@ describe('health-check in a proxy', { timeout: 30_000 }, () => {
     assert.deepEqual(new Set(results), new Set(['b1:true:ws']));
     const backend = proxy.proxy.pool.get('b1')!;
     assert.equal(backend.lastCheckOk, true);
-    assert.ok(Date.now() - backend.lastCheck < 1000);
+    assert.ok(Date.now() - backend.lastCheck < 1000, 'Date.now() - backend.lastCheck < 1000');
     await proxy.close();
     const checks = b!.seen.filter((s) => s.url === '/probe').length;
     await new Promise((r) => setTimeout(r, 200));

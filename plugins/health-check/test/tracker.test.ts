@@ -108,7 +108,7 @@ describe('HealthTracker', () => {
     assert.deepEqual(seq([true, false, true, true]), ['down', 'down', 'down', 'up']);
     assert.deepEqual(changes, ['a:up->down', 'a:down->up']);
     assert.equal(a.lastCheckOk, true);
-    assert.ok(a.lastCheck > 0);
+    assert.ok(a.lastCheck > 0, 'a.lastCheck > 0');
     assert.equal(proxy.pool.get('b')!.state, 'up');
   });
 

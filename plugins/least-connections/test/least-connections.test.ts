@@ -125,7 +125,7 @@ describe('least connections', { timeout: 10_000 }, () => {
     it('stays within range with a random source that returns values near 1', () => {
       const picker = new LeastConnections({ choices: 2, random: () => 0.9999999999 });
       const backends = pool({ a: 1, b: 1, c: 1, d: 1 });
-      for (let i = 0; i < 10; i++) assert.ok(picker.pick(backends));
+      for (let i = 0; i < 10; i++) assert.ok(picker.pick(backends), 'picker.pick(backends)');
     });
   });
 });

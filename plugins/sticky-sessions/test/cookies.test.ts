@@ -11,7 +11,7 @@ describe('sticky cookie values', { timeout: 10_000 }, () => {
     const b = tokens.tokenOf('127.0.0.1:9002');
     assert.match(a, /^[A-Za-z0-9_-]{22}$/);
     assert.notEqual(a, b);
-    assert.ok(!a.includes('127') && !a.includes('9001'));
+    assert.ok(!a.includes('127') && !a.includes('9001'), "!a.includes('127') && !a.includes('9001')");
     assert.equal(new BackendTokens('a secret of sixteen+ chars').tokenOf('127.0.0.1:9001'), a);
     assert.notEqual(new BackendTokens('another secret, 16+ chars').tokenOf('127.0.0.1:9001'), a);
     const random = new BackendTokens(BackendTokens.randomSecret());
