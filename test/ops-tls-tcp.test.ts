@@ -162,6 +162,44 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
     await wslb.waitForLog((l) => l.msg === 'access' && l.kind === 'tcp' && l.backend === 'tls-backend');
   });
 
+  it('mode tcp keeps the answer flowing after the client half-closes (plain and behind a PROXY front)', async () => {
+    // Answers only once the client's FIN arrived: what a request/response protocol over a
+    // half-closed connection looks like (the backend reads to the end, then replies).
+    const backend = await rawBackend((socket: Socket) => {
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.on('end', () => {
+        const text = Buffer.concat(chunks).toString('latin1');
+        // Behind a PROXY front the backend gets no header of its own: only the payload.
+        socket.end(`reply:${text}`);
+      });
+    });
+    cleanup.defer(() => backend.close());
+    for (const proxyProtocol of [false, true]) {
+      const wslb = await runWslb({
+        listen: { host: '127.0.0.1', port: 0, proxyProtocol },
+        mode: 'tcp',
+        backends: [{ id: 'raw', url: `tcp://127.0.0.1:${backend.port}` }],
+        trustedProxies: ['127.0.0.1/32'],
+      });
+      cleanup.defer(() => wslb.stop());
+      const socket = netConnect({ port: wslb.port, host: '127.0.0.1', allowHalfOpen: true });
+      const received: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      const ended = new Promise((resolve) => socket.once('end', resolve));
+      if (proxyProtocol) socket.write('PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n');
+      socket.write('hello');
+      socket.end();
+      await ended;
+      socket.destroy();
+      assert.equal(
+        Buffer.concat(received).toString('latin1'),
+        'reply:hello',
+        `behind a front: ${proxyProtocol}`,
+      );
+    }
+  });
+
   it('sends PROXY v1/v2 headers to backends and reads one from a front balancer', async () => {
     const headers: Buffer[] = [];
     const backend = await rawBackend((socket: Socket) => {
@@ -202,26 +240,36 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
     const front = await runWslb({
       listen: { host: '127.0.0.1', port: 0, proxyProtocol: true },
       backends: [{ id: 'b1', url: backends[0]!.url }],
+      trustedProxies: ['127.0.0.1/32'],
     });
     cleanup.defer(() => front.stop());
-    const raw = netConnect(front.port, '127.0.0.1');
-    raw.write(
-      Buffer.concat([
-        encodeProxyHeader('v2', {
-          sourceAddress: '203.0.113.7',
-          sourcePort: 40000,
-          destinationAddress: '127.0.0.1',
-          destinationPort: front.port,
-        }),
-        Buffer.from('GET /announced HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
-      ]),
-    );
-    let answer = '';
-    raw.on('data', (d: Buffer) => (answer += d.toString()));
-    await new Promise((resolve) => raw.once('close', resolve));
-    assert.match(answer, /^HTTP\/1\.1 200/);
-    const seen = backends[0]!.seen.find((s) => s.url === '/announced')!;
-    assert.equal(seen.headers['x-forwarded-for'], '203.0.113.7');
+    const announce = async (port: number, path: string): Promise<string> => {
+      const raw = netConnect(port, '127.0.0.1');
+      raw.write(
+        Buffer.concat([
+          encodeProxyHeader('v2', {
+            sourceAddress: '203.0.113.7',
+            sourcePort: 40000,
+            destinationAddress: '127.0.0.1',
+            destinationPort: port,
+          }),
+          Buffer.from(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+        ]),
+      );
+      let answer = '';
+      raw.on('data', (d: Buffer) => (answer += d.toString()));
+      await new Promise((resolve) => raw.once('close', resolve));
+      assert.match(answer, /^HTTP\/1\.1 200/);
+      return backends[0]!.seen.find((s) => s.url === path)!.headers['x-forwarded-for'] as string;
+    };
+    assert.equal(await announce(front.port, '/announced'), '203.0.113.7');
+    // From a front that is not in trustedProxies the header is read, its address not believed.
+    const untrusted = await runWslb({
+      listen: { host: '127.0.0.1', port: 0, proxyProtocol: true },
+      backends: [{ id: 'b1', url: backends[0]!.url }],
+    });
+    cleanup.defer(() => untrusted.stop());
+    assert.equal(await announce(untrusted.port, '/untrusted'), '127.0.0.1');
     // Without the header the connection is refused.
     const bare = netConnect(front.port, '127.0.0.1');
     bare.on('error', () => {});
@@ -243,6 +291,7 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
         tls: { cert: files.certFile, key: files.keyFile },
       },
       backends: [{ id: 'b1', url: backends[0]!.url }],
+      trustedProxies: ['127.0.0.1/32'],
     });
     cleanup.defer(() => wslb.stop());
     // A raw TCP connection carries the PROXY header, then TLS, then the upgrade.

@@ -22,7 +22,7 @@ import { handleRequest } from './http-forward.js';
 import { handleUpgrade } from './ws-upgrade.js';
 import { peerOf, readProxyHeader, setProxiedAddress } from './proxy-protocol.js';
 import { Connection } from './context.js';
-import { clientAddressOf } from './forwarded.js';
+import { clientAddressOf, normalizeAddress } from './forwarded.js';
 import { handleTcpConnection } from './tcp-forward.js';
 
 const kRequestTimer = Symbol('wslb.requestTimer');
@@ -112,11 +112,27 @@ function readTls(config: ListenConfig, baseDir: string): SecureContextOptions | 
  * A TCP front that reads the PROXY protocol header, remembers the announced client address, then
  * hands the connection to `target` (the HTTP or TLS server) as if it had accepted it.
  */
-function proxyProtocolFront(engine: Engine, target: NetServer, viaStream: boolean): NetServer {
-  return createNetServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
+function proxyProtocolFront(
+  engine: Engine,
+  target: NetServer,
+  viaStream: boolean,
+  resume: boolean,
+): NetServer {
+  // Half-open like the servers behind it (http.Server's sockets are too).
+  return createNetServer({ pauseOnConnect: true, noDelay: true, allowHalfOpen: true }, (socket) => {
     socket.on('error', () => socket.destroy());
     readProxyHeader(socket, engine.settings.timeouts.request).then(
-      (announced) => {
+      (header) => {
+        let announced = header;
+        // The announced address counts only from a trusted front (trustedProxies), like
+        // X-Forwarded-For; from anyone else the header is read and its address ignored.
+        if (announced && !engine.settings.trusted.has(normalizeAddress(socket.remoteAddress))) {
+          engine.log.debug(
+            { remote: socket.remoteAddress, announced: announced.sourceAddress },
+            'PROXY header from a peer not in trustedProxies: its address is ignored',
+          );
+          announced = undefined;
+        }
         if (announced) setProxiedAddress(socket, announced);
         if (viaStream) {
           // TLS would read the TCP handle directly and skip bytes already buffered here.
@@ -127,7 +143,8 @@ function proxyProtocolFront(engine: Engine, target: NetServer, viaStream: boolea
           // Let the HTTP parser read through the stream, which holds bytes after the header.
           (socket as Socket & { _handle?: { _consumed?: boolean } })._handle!._consumed = true;
           target.emit('connection', socket);
-          socket.resume();
+          // The HTTP server reads at once; mode tcp reads only once its backend is connected.
+          if (resume) socket.resume();
         }
       },
       (err: Error) => {
@@ -179,7 +196,7 @@ export function createListener(
   const tlsOptions = readTls(config, baseDir);
   const secure = tlsOptions !== undefined;
   const inner = mode === 'tcp' ? createTcpServer(engine, tlsOptions) : createWebServer(engine, tlsOptions);
-  const server = config.proxyProtocol ? proxyProtocolFront(engine, inner, secure) : inner;
+  const server = config.proxyProtocol ? proxyProtocolFront(engine, inner, secure, mode === 'http') : inner;
   if (config.proxyProtocol) {
     // The front owns the port; the inner server only receives connections, so closing the front
     // must also close the inner one (for its idle/all-connection bookkeeping).
@@ -212,8 +229,11 @@ function createTcpServer(engine: Engine, tlsOptions: SecureContextOptions | unde
       socket.destroy();
     });
   };
-  if (!tlsOptions) return createNetServer({ pauseOnConnect: true, noDelay: true }, onConnection);
-  const server = createTlsServer({ ...tlsOptions }, onConnection);
+  // Half-close: a client's FIN is passed on while the backend's answer keeps flowing back.
+  if (!tlsOptions) {
+    return createNetServer({ pauseOnConnect: true, noDelay: true, allowHalfOpen: true }, onConnection);
+  }
+  const server = createTlsServer({ ...tlsOptions, allowHalfOpen: true }, onConnection);
   server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
   return server;
 }
