@@ -8,6 +8,7 @@ import {
   openClients,
   roundTrip,
   runWslb,
+  startEchoBackend,
   startEchoBackends,
   waitFor,
 } from '@wslb/testing';
@@ -185,5 +186,62 @@ describe('workers share one control plane', { timeout: 120_000 }, () => {
 
     await oneSocketGoesTo('b2'); // failure 2 in a row: out of rotation
     await waitFor(async () => (await stateOfB1()).state === 'down', { message: 'b1 taken out passively' });
+  });
+
+  it('a backend a reload adds gets its state from the primary in every worker; /healthz says draining', async () => {
+    const [a, c] = await Promise.all([
+      startEchoBackend({ id: 'a' }),
+      startEchoBackend({ id: 'c', upgradeStatus: 503 }),
+    ]);
+    cleanup.defer(() => Promise.all([a.close(), c.close()]));
+    const healthCheck = {
+      use: 'health-check',
+      options: { type: 'ws', interval: 200, timeout: 300, rise: 1, fall: 1, defaultState: 'down' },
+    };
+    const config = {
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: [{ id: 'a', url: a.url }],
+      plugins: [healthCheck],
+      admin: { host: '127.0.0.1', port: 0 },
+      workers: 2,
+      timeouts: { drain: 3000 },
+    };
+    const wslb = await runWslb(config);
+    cleanup.defer(() => wslb.stop());
+    await waitFor(() => wslb.logs.filter((l) => l.msg === 'worker ready').length >= 2, { timeoutMs: 15_000 });
+    const adminLine = await wslb.waitForLog((l) => l.msg === 'admin listening');
+    const admin = `http://127.0.0.1:${adminLine.port as number}`;
+    const states = async () => {
+      const status = (await (await fetch(`${admin}/status`)).json()) as {
+        backends: Array<{ id: string; state: string }>;
+      };
+      return Object.fromEntries(status.backends.map((b) => [b.id, b.state]));
+    };
+    await waitFor(async () => (await states()).a === 'up', { message: 'a up after its first check' });
+
+    // c fails every check: the primary keeps it down, and the workers must agree.
+    wslb.writeConfig({
+      ...config,
+      listen: { ...config.listen, port: wslb.port },
+      backends: [...config.backends, { id: 'c', url: c.url }],
+    });
+    wslb.child.kill('SIGHUP');
+    await waitFor(() => wslb.logs.filter((l) => l.msg === 'reloaded').length >= 3, {
+      message: 'the primary and both workers reloaded',
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(await states(), { a: 'up', c: 'down' });
+    const after = await openClients(wslb.url, 12);
+    assert.deepEqual(after.perBackend, { a: 12 }, 'no worker sends traffic to the down backend');
+
+    // SIGTERM with live tunnels: the cluster drains, and /healthz says so meanwhile.
+    assert.equal((await fetch(`${admin}/healthz`)).status, 200);
+    wslb.child.kill('SIGTERM');
+    await waitFor(async () => (await fetch(`${admin}/healthz`)).status === 503, {
+      timeoutMs: 2000,
+      message: '/healthz 503 while the workers drain',
+    });
+    await closeAll(after.clients);
+    assert.equal(await wslb.exited, 0);
   });
 });

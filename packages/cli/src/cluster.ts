@@ -5,6 +5,7 @@ import { WORKER_ENV } from './cluster-role.js';
 /** Messages between the primary and its workers (IPC). */
 export type ClusterMessage =
   | { wslb: 'ready'; port: number }
+  | { wslb: 'reloaded' }
   | { wslb: 'state'; id: string; state: BackendState; reason: string; admin: boolean }
   | { wslb: 'failure'; id: string; code: string; message: string }
   | { wslb: 'success'; id: string }
@@ -91,12 +92,12 @@ export class ClusterPrimary {
       case 'ready':
         control.log.info({ worker: worker.process.pid, port: message.port }, 'worker ready');
         // A new worker starts from the states the control plane knows.
-        for (const backend of control.pool.list()) {
-          if (backend.state !== 'up' || backend.adminDrained) {
-            const state = stateMessage(control, backend.id, 'initial state');
-            if (state) worker.send(state);
-          }
-        }
+        this.#sendStates(worker, 'initial state');
+        break;
+      case 'reloaded':
+        // Backends a reload added start up in the worker; the control plane may already know
+        // better (a defaultState down, a failed check) and said so before the worker knew them.
+        this.#sendStates(worker, 'state after reload');
         break;
       case 'failure': {
         const backend = control.pool.get(message.id);
@@ -128,6 +129,17 @@ export class ClusterPrimary {
         break;
       default:
         break;
+    }
+  }
+
+  /** Tells a worker every backend state that differs from the `up` a worker starts with. */
+  #sendStates(worker: Worker, reason: string): void {
+    const control = this.#control;
+    for (const backend of control.pool.list()) {
+      if (backend.state !== 'up' || backend.adminDrained) {
+        const state = stateMessage(control, backend.id, reason);
+        if (state && worker.isConnected()) worker.send(state);
+      }
     }
   }
 
@@ -212,7 +224,11 @@ export class ClusterPrimary {
  * The worker side: reports failed dials, recoveries and counters to the primary and takes backend states
  * from it (health checks run only in the primary, so every worker agrees).
  */
-export function joinCluster(proxy: Proxy, port: number, metrics: () => Promise<unknown[]>): void {
+export function joinCluster(
+  proxy: Proxy,
+  port: number,
+  metrics: () => Promise<unknown[]>,
+): { reloaded(): void } {
   const send = (message: ClusterMessage): void => {
     if (process.connected) process.send!(message);
   };
@@ -245,4 +261,5 @@ export function joinCluster(proxy: Proxy, port: number, metrics: () => Promise<u
     }
   });
   send({ wslb: 'ready', port });
+  return { reloaded: () => send({ wslb: 'reloaded' }) };
 }

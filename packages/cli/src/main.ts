@@ -139,9 +139,11 @@ async function runPrimary(
     log,
     stopMessage: 'stopping workers',
     stop: async () => {
+      // The control plane is shutting down from now on: /healthz answers 503 while workers drain.
+      const closing = control.close({ drain: 0 });
       await primary.stop();
       await admin.apply(undefined);
-      await control.close({ drain: 0 });
+      await closing;
     },
     kill: () => primary.kill(),
     reload: async () => {
@@ -171,13 +173,16 @@ async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise
   logUncaught(proxy);
   // Workers serve traffic only; the admin API runs in the primary.
   const admin = new AdminHolder(proxy);
+  let cluster: { reloaded(): void } | undefined;
   const signals = handleSignals({
     log,
     stopMessage: 'stopping',
     // The admin listener stays up while tunnels drain (/healthz answers 503 meanwhile).
     stop: () => proxy.close(),
     reload: async () => {
-      if ((await reloadFromFile(proxy, configPath)) && !isWorker) await admin.apply(proxy.config.admin);
+      if (!(await reloadFromFile(proxy, configPath))) return;
+      if (isWorker) cluster?.reloaded();
+      else await admin.apply(proxy.config.admin);
     },
   });
 
@@ -198,7 +203,7 @@ async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise
     const { proxyMetrics } = await loadMetrics();
     const metrics = proxyMetrics(proxy);
     const { joinCluster } = await import('./cluster.js');
-    joinCluster(proxy, addresses[0]?.port ?? 0, () => metrics.registry.getMetricsAsJSON());
+    cluster = joinCluster(proxy, addresses[0]?.port ?? 0, () => metrics.registry.getMetricsAsJSON());
     // Without its primary a worker has no control plane: drain and go.
     process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
   }
