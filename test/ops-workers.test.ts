@@ -140,6 +140,20 @@ describe('workers share one control plane', { timeout: 120_000 }, () => {
       family('wslb_health_checks_total').metrics.some((m) => m.labels?.result === 'failure'),
       "family('wslb_health_checks_total').metrics.some((m) => m.labels?.result === 'failure')",
     );
+
+    // A worker that dies takes its live connections along, not the totals /status counted.
+    assert.equal((await status()).connections.total, 20, 'connections ever made');
+    process.kill([...pids][0] as number, 'SIGKILL');
+    await wslb.waitForLog((l) => l.msg === 'worker exited');
+    await waitFor(() => wslb.logs.filter((l) => l.msg === 'worker ready').length >= 3, { timeoutMs: 15_000 });
+    await new Promise((r) => setTimeout(r, 1500));
+    const afterCrash = await status();
+    assert.equal(afterCrash.connections.total, 20, 'connections ever made, across a worker crash');
+    assert.equal(
+      afterCrash.backends.reduce((n, b) => n + (b as { total?: number }).total!, 0),
+      20,
+      'per-backend totals across a worker crash',
+    );
   });
 
   it("passive checks count every worker's failed dials, and a worker's success resets them", async () => {

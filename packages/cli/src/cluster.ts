@@ -42,6 +42,10 @@ export class ClusterPrimary {
   #statsTimer: NodeJS.Timeout | undefined;
   #seq = 0;
   #exited: () => void = () => {};
+  /** Each worker's last counters, so that an exited worker's totals are kept. */
+  readonly #lastStats = new Map<Worker, ClusterStats>();
+  /** Totals of workers that exited (their live connections went with them). */
+  readonly #retired: ClusterStats = { connections: { active: 0, total: 0 }, backends: [] };
 
   constructor(control: Proxy, count: number, args: readonly string[]) {
     this.#control = control;
@@ -70,6 +74,7 @@ export class ClusterPrimary {
     worker.on('message', (message: unknown) => this.#onMessage(worker, message));
     worker.on('exit', (code, signal) => {
       this.#workers.delete(worker);
+      this.#retire(worker);
       if (this.#stopping) {
         if (this.#workers.size === 0) this.#exited();
         return;
@@ -146,7 +151,7 @@ export class ClusterPrimary {
   readonly #pending = new Map<number, (worker: Worker, reply: unknown) => void>();
 
   /** Asks every connected worker one question; resolves with the replies that came in time. */
-  async #ask<T>(kind: 'stats?' | 'metrics?', timeoutMs: number): Promise<T[]> {
+  async #ask<T>(kind: 'stats?' | 'metrics?', timeoutMs: number): Promise<Map<Worker, T>> {
     const seq = ++this.#seq;
     const workers = this.workers.filter((w) => w.isConnected());
     const replies = new Map<Worker, T>();
@@ -163,17 +168,37 @@ export class ClusterPrimary {
       for (const w of workers) w.send({ wslb: kind, seq } satisfies ClusterMessage);
     });
     this.#pending.delete(seq);
-    return [...replies.values()];
+    return replies;
   }
 
   /** Every worker's metrics (prom-client JSON), for the primary's /metrics. */
-  workerMetrics(timeoutMs = 1000): Promise<unknown[][]> {
-    return this.#ask<unknown[]>('metrics?', timeoutMs);
+  async workerMetrics(timeoutMs = 1000): Promise<unknown[][]> {
+    return [...(await this.#ask<unknown[]>('metrics?', timeoutMs)).values()];
   }
 
-  /** Asks every worker for its counters and hands the sums to the control plane. */
+  /** Keeps the totals of an exited worker: counters of connections ever made never go back. */
+  #retire(worker: Worker): void {
+    const last = this.#lastStats.get(worker);
+    this.#lastStats.delete(worker);
+    if (!last) return;
+    const retired = this.#retired;
+    retired.connections.total += last.connections.total;
+    for (const b of last.backends) {
+      let entry = retired.backends.find((r) => r.id === b.id);
+      if (!entry) {
+        entry = { id: b.id, active: 0, total: 0, failures: 0 };
+        retired.backends.push(entry);
+      }
+      entry.total += b.total;
+      entry.failures += b.failures;
+    }
+  }
+
+  /** Asks every worker for its counters and hands the sums (with exited workers' totals) to the control plane. */
   async refreshStats(timeoutMs = 500): Promise<ClusterStats> {
-    const replies = await this.#ask<ClusterStats>('stats?', timeoutMs);
+    const answers = await this.#ask<ClusterStats>('stats?', timeoutMs);
+    for (const [worker, stats] of answers) if (this.#workers.has(worker)) this.#lastStats.set(worker, stats);
+    const replies = [this.#retired, ...answers.values()];
     const sum: ClusterStats = { connections: { active: 0, total: 0 }, backends: [] };
     const byId = new Map<string, ClusterStats['backends'][number]>();
     for (const stats of replies) {

@@ -134,7 +134,8 @@ async function runPrimary(
   const { useClusterMetrics } = await loadMetrics();
   useClusterMetrics(control, () => primary.workerMetrics());
   // The admin API lives with the control plane: health states and the workers' summed counters.
-  const admin = new AdminHolder(control);
+  // /status asks the workers for their counters first, so it is current rather than a second old.
+  const admin = new AdminHolder(control, () => primary.refreshStats());
   const signals = handleSignals({
     log,
     stopMessage: 'stopping workers',
@@ -215,11 +216,13 @@ async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise
 /** The admin listener of the binary: started with the proxy, restarted when a reload changes it. */
 class AdminHolder {
   readonly #proxy: Proxy;
+  readonly #refresh: (() => Promise<unknown>) | undefined;
   #server: AdminServer | undefined;
   #config = '';
 
-  constructor(proxy: Proxy) {
+  constructor(proxy: Proxy, refresh?: () => Promise<unknown>) {
     this.#proxy = proxy;
+    this.#refresh = refresh;
   }
 
   async apply(config: AdminConfig | undefined): Promise<void> {
@@ -231,7 +234,7 @@ class AdminHolder {
     await previous?.close();
     if (!config) return;
     const { startAdminServer } = await import('./admin/server.js');
-    this.#server = await startAdminServer(this.#proxy, config);
+    this.#server = await startAdminServer(this.#proxy, config, this.#refresh);
     this.#config = next;
   }
 }

@@ -117,9 +117,13 @@ export class AdminApi {
   readonly #proxy: Proxy;
   readonly #token: string | undefined;
 
-  constructor(proxy: Proxy, token?: string) {
+  readonly #refresh: (() => Promise<unknown>) | undefined;
+
+  /** `refresh`: brings the proxy's counters up to date before a status answer (a cluster's workers). */
+  constructor(proxy: Proxy, token?: string, refresh?: () => Promise<unknown>) {
     this.#proxy = proxy;
     this.#token = token;
+    this.#refresh = refresh;
     // Metrics taps are made now, so counts start with the admin listener, not at the first scrape.
     proxyMetrics(proxy);
   }
@@ -163,6 +167,7 @@ export class AdminApi {
     }
     if (path === '/status') {
       if (method !== 'GET') return sendError(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
+      await this.#refresh?.();
       return sendJson(res, 200, proxyStatus(this.#proxy));
     }
     if (path === '/metrics') {
@@ -237,10 +242,14 @@ export class AdminApi {
  * Starts the admin listener of a proxy (127.0.0.1 by default). A non-loopback host without a
  * token is refused with WSLB_ERR_CONFIG_INVALID.
  */
-export async function startAdminServer(proxy: Proxy, config: AdminConfig): Promise<AdminServer> {
+export async function startAdminServer(
+  proxy: Proxy,
+  config: AdminConfig,
+  refresh?: () => Promise<unknown>,
+): Promise<AdminServer> {
   const issue = adminConfigIssue(config);
   if (issue) throw new WslbError('WSLB_ERR_CONFIG_INVALID', `/admin: ${issue}`);
-  const api = new AdminApi(proxy, config.token);
+  const api = new AdminApi(proxy, config.token, refresh);
   const server = createServer(api.handle);
   server.headersTimeout = 10_000;
   server.requestTimeout = 10_000;
