@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type CloseInfo, type ConnectionContext, type Plugin, STAGE_OVERRIDE, WslbError } from '@wslb/core';
 import roundRobin from '@wslb/round-robin';
 import {
@@ -128,6 +132,32 @@ describe('hooks', { timeout: 60_000 }, () => {
     const answer = await upgradeRequest(proxy.url, upgradeHeaders());
     assert.equal(answer.status, 451);
     assert.equal(proxy.proxy.connections.active, 0);
+  });
+
+  it('honours a WslbError thrown by a plugin that carries its own copy of @wslb/core', async () => {
+    // A second copy of the package's errors module, as a plugin installed with its own core has.
+    const copyDir = mkdtempSync(join(tmpdir(), 'wslb-core-copy-'));
+    cleanup.defer(() => rmSync(copyDir, { recursive: true, force: true }));
+    const source = fileURLToPath(new URL('errors.js', import.meta.resolve('@wslb/core')));
+    copyFileSync(source, join(copyDir, 'errors.js'));
+    const copy = (await import(pathToFileURL(join(copyDir, 'errors.js')).href)) as {
+      WslbError: typeof WslbError;
+    };
+    assert.notEqual(copy.WslbError, WslbError, 'another class than the one of the proxy');
+    const { proxy } = await setup({
+      name: 'gate',
+      apply(p) {
+        p.hooks.handshake.tapPromise('gate', async () => {
+          throw new copy.WslbError('GATE_DENIED', 401, 'token required');
+        });
+      },
+    });
+    const answer = await upgradeRequest(proxy.url, upgradeHeaders());
+    assert.equal(answer.status, 401);
+    assert.equal(answer.body.trim(), 'token required');
+    assert.ok(new copy.WslbError('X', 400) instanceof WslbError, 'instanceof across copies');
+    class Custom extends WslbError {}
+    assert.ok(!(new WslbError('X', 400) instanceof Custom), 'a subclass still checks its prototype');
   });
 
   it('takes the status as the second argument: WslbError(code, status) and (code, status, message)', async () => {

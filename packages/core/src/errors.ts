@@ -56,6 +56,9 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
+/** Marks a WslbError across copies of this package (a registry-wide symbol). */
+const BRAND = Symbol.for('wslb.error');
+
 export interface WslbErrorOptions {
   status?: number;
   closeCode?: number;
@@ -69,6 +72,15 @@ export interface WslbErrorOptions {
  * `new WslbError(code, 'message', { status: 401 })`.
  */
 export class WslbError extends Error {
+  /**
+   * `instanceof WslbError` holds for a WslbError of any copy of @wslb/core: a plugin installed
+   * with its own copy beside the config still rejects with its chosen status, not a 500.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this !== WslbError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  }
+
   readonly code: string;
   readonly status: number;
   readonly closeCode: number;
@@ -106,6 +118,7 @@ export class WslbError extends Error {
       options.cause === undefined ? undefined : { cause: options.cause },
     );
     this.name = 'WslbError';
+    Object.defineProperty(this, BRAND, { value: true });
     this.code = code;
     this.status = status;
     this.closeCode = options.closeCode ?? known?.closeCode ?? 1011;
