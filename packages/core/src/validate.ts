@@ -131,12 +131,31 @@ export function validatePluginOptions(schema: object, options: unknown, prefix =
   }));
 }
 
-/** Rules a JSON schema cannot express: unique backend ids. */
+/**
+ * What makes a backend URL unusable though it passed the schema's "uri" format: a port out of
+ * range (`ws://h:99999`), no host, or `tcp://` without a port.
+ */
+function backendUrlProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'not a valid URL (host and port 1-65535 expected)';
+  }
+  if (parsed.hostname === '') return 'has no host';
+  if (parsed.protocol === 'tcp:' && parsed.port === '') return 'tcp:// needs a port';
+  if (parsed.port === '0') return 'port 0 cannot be dialled';
+  return undefined;
+}
+
+/** Rules a JSON schema cannot express: unique backend ids, URLs that can be dialled. */
 function semanticIssues(config: Record<string, unknown>): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const backends = Array.isArray(config.backends) ? (config.backends as Array<Record<string, unknown>>) : [];
   const seen = new Map<string, number>();
   backends.forEach((b, i) => {
+    const urlProblem = typeof b.url === 'string' ? backendUrlProblem(b.url) : undefined;
+    if (urlProblem) issues.push({ path: `/backends/${i}/url`, message: urlProblem });
     const id = typeof b.id === 'string' ? b.id : undefined;
     if (id === undefined) return;
     const first = seen.get(id);

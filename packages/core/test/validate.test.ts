@@ -62,6 +62,23 @@ describe('validateConfig', () => {
     ]);
   });
 
+  it('reports backend URLs that pass the uri format but cannot be dialled', () => {
+    const issues = validateConfig({
+      backends: [
+        { url: 'ws://127.0.0.1:99999' },
+        { url: 'tcp://127.0.0.1' },
+        { url: 'ws://127.0.0.1:0' },
+        { url: 'wss://example.com' },
+      ],
+    });
+    assert.deepEqual(
+      issues.map((i) => i.path),
+      ['/backends/0/url', '/backends/1/url', '/backends/2/url'],
+    );
+    assert.match(issues[0]!.message, /port 1-65535/);
+    assert.match(issues[1]!.message, /needs a port/);
+  });
+
   it('validates plugin options with the plugin schema under its path', () => {
     const schema = {
       type: 'object',
