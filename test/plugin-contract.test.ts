@@ -15,6 +15,7 @@ import {
   createPluginHooks,
   createProxy,
 } from '@wslb/core';
+import healthCheck, { HealthCheckPlugin } from '@wslb/health-check';
 import roundRobin from '@wslb/round-robin';
 import {
   assertNoLeakedHandles,
@@ -417,5 +418,25 @@ describe('hooks that plugins publish (createPluginHooks)', { timeout: 30_000 }, 
     await cluster.proxy.reload({ ...cluster.proxy.config, plugins: [publisher] });
     await openClient(`${cluster.url}/after`);
     assert.deepEqual(seen, ['b1 /before']);
+  });
+
+  it("applies the same rule to a built-in plugin's hooks (health-check's results)", async () => {
+    const checked: string[] = [];
+    const watcher: Plugin = {
+      name: 'check-watcher',
+      apply(proxy) {
+        HealthCheckPlugin.getHooks(proxy).check.tap(
+          'check-watcher',
+          (backend) => void checked.push(backend.id),
+        );
+      },
+    };
+    const health = healthCheck({ type: 'tcp', interval: 50, timeout: 200, rise: 1, fall: 1 });
+    const cluster = cleanup.add(await startCluster({ backends: 1, plugins: [health, watcher] }));
+    await waitFor(() => checked.length >= 2, { message: 'results reach the watcher' });
+    await cluster.proxy.reload({ ...cluster.proxy.config, plugins: [health] });
+    const before = checked.length;
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(checked.length, before, 'the removed watcher sees no more results');
   });
 });

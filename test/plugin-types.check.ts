@@ -10,6 +10,7 @@ import {
   SyncHook,
   createPluginHooks,
 } from '@wslb/core';
+import { HealthCheckPlugin } from '@wslb/health-check';
 
 declare const host: PluginHost;
 declare const hooks: PluginHooks;
@@ -62,3 +63,10 @@ published.getHooks(host).picked.tap('types', (backend, ms) => backend.weight * m
 published.getHooks(host).picked.call(undefined as never, 1);
 // @ts-expect-error and the arguments are typed
 published.getHooks(host).picked.tap('types', (_backend, ms: string) => ms);
+
+// A built-in plugin's published hooks follow the same rule: health-check's results, tap only.
+HealthCheckPlugin.getHooks(host).check.tap('types', (backend, result) => backend.id === result.backend);
+// @ts-expect-error other plugins cannot call health-check's hooks
+HealthCheckPlugin.getHooks(host).check.call(undefined as never, undefined as never);
+// @ts-expect-error nor intercept them
+HealthCheckPlugin.getHooks(host).check.intercept({});

@@ -4,8 +4,10 @@ import {
   type PluginConfigProblem,
   type PluginHost,
   STAGE_BALANCE,
+  SyncHook,
+  type TapOnly,
+  createPluginHooks,
 } from '@wslb/core';
-import { SyncHook } from 'tapable';
 import { ActiveChecker, type CheckResult } from './checker.js';
 import {
   type HealthCheckOptions,
@@ -46,7 +48,13 @@ export interface HealthCheckHooks {
   readonly check: SyncHook<[Backend, CheckResult]>;
 }
 
-const hooksByProxy = new WeakMap<object, HealthCheckHooks>();
+/*
+ * Created with the core's createPluginHooks: other plugins get tap methods only, and their taps
+ * become no-ops when a reload removes them, like their taps on the proxy's own hooks.
+ */
+const published = createPluginHooks<HealthCheckHooks>(() => ({
+  check: new SyncHook<[Backend, CheckResult]>(['backend', 'result']),
+}));
 
 /** The probe's view of a backend, read at each check so that reloads are picked up. */
 export function probeTarget(backend: Backend): ProbeTarget {
@@ -79,14 +87,9 @@ export class HealthCheckPlugin implements Plugin {
     this.#slowStart = new SlowStart(this.#settings.slowStart);
   }
 
-  /** The hooks of the health checks of `proxy` (created on first use, like webpack's). */
-  static getHooks(proxy: object): HealthCheckHooks {
-    let hooks = hooksByProxy.get(proxy);
-    if (!hooks) {
-      hooks = Object.freeze({ check: new SyncHook<[Backend, CheckResult]>(['backend', 'result']) });
-      hooksByProxy.set(proxy, hooks);
-    }
-    return hooks;
+  /** The hooks of the health checks of `proxy`, to tap (created on first use, like webpack's). */
+  static getHooks(proxy: PluginHost): TapOnly<HealthCheckHooks> {
+    return published.getHooks(proxy);
   }
 
   get settings(): Settings {
@@ -174,8 +177,8 @@ export class HealthCheckPlugin implements Plugin {
       },
       'health check',
     );
-    const hooks = hooksByProxy.get(proxy);
-    if (!hooks?.check.isUsed()) return;
+    const hooks = published.of(proxy);
+    if (!hooks.check.isUsed()) return;
     try {
       hooks.check.call(backend, result);
     } catch (err) {
