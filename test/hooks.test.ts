@@ -216,6 +216,7 @@ describe('hooks', { timeout: 60_000 }, () => {
 
   it('closes with 1011 when an open tap throws, and keeps the others', async () => {
     let calls = 0;
+    const closes: CloseInfo[] = [];
     const { proxy } = await setup({
       name: 'faulty-open',
       apply(p) {
@@ -223,11 +224,16 @@ describe('hooks', { timeout: 60_000 }, () => {
           calls++;
           if (calls === 2) throw new Error('open exploded');
         });
+        p.hooks.close.tap('faulty-open', (_ctx, info) => void closes.push(info));
       },
     });
     const first = await openClient(proxy.url);
     const second = await openClient(proxy.url);
     assert.equal((await closed(second.ws)).code, 1011);
+    // The close taps learn why: the tap's fault, not a backend that closed.
+    assert.equal(closes.length, 1);
+    assert.equal(closes[0]!.reason, 'error');
+    assert.equal(closes[0]!.error?.code, 'WSLB_ERR_TAP_FAILED');
     assert.equal((await roundTrip(first.ws, 'first lives')).data.toString(), 'first lives');
     await closeAll([first]);
     await waitFor(() => proxy.proxy.connections.active === 0);

@@ -328,11 +328,9 @@ export class Engine implements TunnelOwner {
     return tunnel;
   }
 
-  /** Runs open taps; true when one threw (the caller closes the tunnel). */
-  openFailed(ctx: Connection): boolean {
-    return (
-      this.hooks.open.isUsed() && this.callSync('open', () => this.hooks.open.call(ctx), ctx) !== undefined
-    );
+  /** Runs open taps; the fault when one threw (the caller fails the tunnel with it). */
+  openError(ctx: Connection): WslbError | undefined {
+    return this.hooks.open.isUsed() ? this.callSync('open', () => this.hooks.open.call(ctx), ctx) : undefined;
   }
 
   /** Ends every tunnel of one backend (a removed backend past its grace period). */
@@ -344,11 +342,13 @@ export class Engine implements TunnelOwner {
     this.tunnels.delete(tunnel);
     // Client resets are ordinary; a backend fault is worth a code in the close info.
     const wrapped =
-      error && reason === 'backend-error'
-        ? new WslbError('WSLB_ERR_BACKEND_CLOSED', `backend socket failed: ${error.message}`, {
-            cause: error,
-          })
-        : undefined;
+      error instanceof WslbError
+        ? error
+        : error && reason === 'backend-error'
+          ? new WslbError('WSLB_ERR_BACKEND_CLOSED', `backend socket failed: ${error.message}`, {
+              cause: error,
+            })
+          : undefined;
     if (reason === 'idle-timeout') tunnel.ctx.log.debug('tunnel idle timeout');
     this.finish(tunnel.ctx, reason, 101, wrapped, tunnel.client.bytesRead, tunnel.client.bytesWritten);
   }

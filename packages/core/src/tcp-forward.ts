@@ -45,8 +45,9 @@ export async function handleTcpConnection(engine: Engine, client: Socket, secure
     client.off('close', onClientGone);
     client.off('error', ignoreError);
     const tunnel = engine.openTunnel(client, socket, ctx);
-    if (engine.openFailed(ctx)) {
-      tunnel.finish('error', undefined);
+    const openError = engine.openError(ctx);
+    if (openError) {
+      tunnel.fail(openError);
       return;
     }
     tunnel.start();

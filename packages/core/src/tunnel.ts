@@ -225,6 +225,21 @@ export class Tunnel {
     return this.client.closed && this.backend.closed;
   }
 
+  /**
+   * Ends a tunnel that failed before any byte went through it (an open tap threw): the backend is
+   * cut, the client gets `last` (a close frame) then its FIN, and the owner the fault itself.
+   */
+  fail(error: Error, last?: Buffer): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.backend.destroy();
+    endWith(this.client, last);
+    this.#timer = setTimeout(destroyBoth, CLOSE_GRACE_MS, this);
+    this.#timer.unref();
+    this.socketClosed();
+    this.owner.tunnelClosed(this, 'error', error);
+  }
+
   /** Destroys both sockets once and reports to the owner once. */
   finish(reason: CloseReason, error: Error | undefined): void {
     if (this.closed) return;

@@ -137,10 +137,10 @@ export async function handleUpgrade(
     socket.off('error', ignoreError);
     const tunnel = engine.openTunnel(client, socket, ctx);
     client.write(responseHead(101, response.statusMessage || 'Switching Protocols', response.headers));
-    if (engine.openFailed(ctx)) {
+    const openError = engine.openError(ctx);
+    if (openError) {
       // Nothing of the backend's frames went out yet, so a close frame lands on a boundary.
-      client.end(CLOSE_1011);
-      socket.destroy();
+      tunnel.fail(openError, CLOSE_1011);
       return;
     }
     if (answer.rest.length > 0) client.write(answer.rest);
