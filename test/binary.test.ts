@@ -150,6 +150,7 @@ describe('the wslb binary', { timeout: 120_000 }, () => {
     });
     const result = await execWslb(['--config', file]);
     assert.equal(result.code, 2);
+    assert.match(result.stderr, /^wslb: WSLB_ERR_CONFIG_INVALID: .*: invalid config$/m);
     assert.match(result.stderr, /\/backends\/0\/url: must match format "uri"/);
     assert.match(result.stderr, /\/listen\/port: must be integer/);
     assert.match(result.stderr, /\/backends\/1\/weight: must be >= 1/);
@@ -164,7 +165,10 @@ describe('the wslb binary', { timeout: 120_000 }, () => {
     });
     const result = await execWslb(['--check', '--config', file]);
     assert.equal(result.code, 2);
-    assert.match(result.stderr, /\/plugins\/1: cannot find plugin "no-such-plugin"/);
+    assert.match(
+      result.stderr,
+      /\/plugins\/1: WSLB_ERR_PLUGIN_NOT_FOUND: cannot find plugin "no-such-plugin"/,
+    );
   });
 
   it('exits 2 on unparsable JSON, with no stack trace', async () => {

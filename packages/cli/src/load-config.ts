@@ -19,9 +19,12 @@ import { configFileIssues } from './config-files.js';
 /** A config that could not be read or is invalid: the binary exits 2 with these lines. */
 export class ConfigError extends Error {
   readonly issues: readonly ConfigIssue[];
-  constructor(message: string, issues: readonly ConfigIssue[] = []) {
+  /** WSLB_ERR_CONFIG_INVALID, or the code of the one fault behind it (a plugin not found). */
+  readonly code: string;
+  constructor(message: string, issues: readonly ConfigIssue[] = [], code = 'WSLB_ERR_CONFIG_INVALID') {
     super(message);
     this.issues = issues;
+    this.code = code;
   }
 }
 
@@ -85,9 +88,10 @@ export async function loadConfig(path: string, pluginPaths: readonly string[] = 
       const schema = mod.schema ?? (typeof mod.default === 'function' ? mod.default.schema : undefined);
       if (schema && !schemas.some((s) => s.use === use)) schemas.push({ use, schema });
     } catch (err) {
+      const code = (err as { code?: unknown }).code;
       loadIssues.push({
         path: typeof spec === 'string' ? `/plugins/${i}` : `/plugins/${i}/use`,
-        message: (err as Error).message,
+        message: typeof code === 'string' ? `${code}: ${(err as Error).message}` : (err as Error).message,
       });
     }
   }

@@ -36,7 +36,7 @@ function printStartError(err: unknown): number {
 }
 
 function printConfigError(err: ConfigError): void {
-  process.stderr.write(`wslb: ${err.message}\n`);
+  process.stderr.write(`wslb: ${err.code}: ${err.message}\n`);
   for (const issue of err.issues) process.stderr.write(`  ${issue.path}: ${issue.message}\n`);
 }
 
