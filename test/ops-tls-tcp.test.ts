@@ -159,7 +159,10 @@ describe('TLS, mode tcp, PROXY protocol and idle timeouts', { timeout: 120_000 }
     const client = await openClient(`wss://127.0.0.1:${wslb.port}/through`, { ca: cert.cert });
     assert.equal((await roundTrip(client.ws, 'passthrough')).data.toString(), 'passthrough');
     await closeAll([client]);
-    await wslb.waitForLog((l) => l.msg === 'access' && l.kind === 'tcp' && l.backend === 'tls-backend');
+    const access = await wslb.waitForLog(
+      (l) => l.msg === 'access' && l.kind === 'tcp' && l.backend === 'tls-backend',
+    );
+    assert.equal(access.status, 200, 'a tcp session logs 200, as nginx stream does');
   });
 
   it('mode tcp keeps the answer flowing after the client half-closes (plain and behind a PROXY front)', async () => {

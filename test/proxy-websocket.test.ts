@@ -53,7 +53,7 @@ describe('WebSocket through createProxy', { timeout: 60_000 }, () => {
     assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
     assert.equal(seen.headers['x-forwarded-proto'], 'http');
     assert.equal(seen.headers['x-forwarded-host'], `127.0.0.1:${proxy.port}`);
-    assert.equal(seen.headers.forwarded, `for=127.0.0.1;proto=http;host=127.0.0.1:${proxy.port}`);
+    assert.equal(seen.headers.forwarded, `for=127.0.0.1;proto=http;host="127.0.0.1:${proxy.port}"`);
     assert.equal(seen.headers.upgrade, 'websocket');
     await closeAll([client]);
   });

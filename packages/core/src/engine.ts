@@ -350,6 +350,8 @@ export class Engine implements TunnelOwner {
             })
           : undefined;
     if (reason === 'idle-timeout') tunnel.ctx.log.debug('tunnel idle timeout');
-    this.finish(tunnel.ctx, reason, 101, wrapped, tunnel.client.bytesRead, tunnel.client.bytesWritten);
+    // A tcp session has no HTTP status: 200 for one that was connected, as nginx's stream logs it.
+    const status = tunnel.ctx.kind === 'tcp' ? 200 : 101;
+    this.finish(tunnel.ctx, reason, status, wrapped, tunnel.client.bytesRead, tunnel.client.bytesWritten);
   }
 }

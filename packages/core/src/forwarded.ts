@@ -96,6 +96,11 @@ export function endToEndHeaders(headers: IncomingHttpHeaders): HeaderMap {
   return out;
 }
 
+/** RFC 7239: a token as is, anything else (a host with a port: `:` is no token char) quoted. */
+function forwardedValue(value: string): string {
+  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
+}
+
 function forwardedNode(address: string): string {
   return isIPv6(address) ? `"[${address}]"` : address;
 }
@@ -120,7 +125,7 @@ export function setForwardedHeaders(
   if (forwardedHost) out['x-forwarded-host'] = forwardedHost;
   else delete out['x-forwarded-host'];
   let element = `for=${forwardedNode(peer)};proto=${proto}`;
-  if (host) element += `;host=${/[^A-Za-z0-9.:[\]-]/.test(host) ? JSON.stringify(host) : host}`;
+  if (host) element += `;host=${forwardedValue(host)}`;
   const previous = peerTrusted ? headerString(incoming.forwarded) : undefined;
   out.forwarded = previous ? `${previous}, ${element}` : element;
 }
