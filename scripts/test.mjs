@@ -41,6 +41,13 @@ const files = (
 )
   .filter((f) => statSync(join(root, f)).isFile())
   .sort();
+if (files.some((f) => f.endsWith('dashboard-browser.test.ts'))) {
+  console.log('\n> browser');
+  spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/ensure-chromium.ts'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+}
 console.log(`\n> tests (${files.length} files)`);
 const result = spawnSync(
   process.execPath,
