@@ -1,9 +1,9 @@
 import { type AddressInfo, Server as NetServer } from 'node:net';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import type { Logger } from 'pino';
 // The one function used: the whole package would be 0.4 MiB of heap, this is 0.26.
-import satisfies from 'semver/functions/satisfies.js';
 import {
   type BackendConfig,
   type ListenConfig,
@@ -182,6 +182,24 @@ export async function instantiatePlugin(
   return plugin;
 }
 
+/** Where semver and its parts live; their require-cache entries go once a range is checked. */
+const SEMVER_FILES = /[\\/]node_modules[\\/]semver[\\/]/;
+
+/**
+ * Whether this core is in a plugin's `core` range. semver is loaded for the check and let go
+ * right after: its regular expressions would be ~0.3 MiB of the proxy's heap for its whole life
+ * (see validate.ts for why that heap matters), for ranges checked only when plugins register.
+ */
+function coreSatisfies(range: string): boolean {
+  const load = createRequire(import.meta.url);
+  try {
+    const satisfies = load('semver/functions/satisfies.js') as typeof import('semver/functions/satisfies.js');
+    return satisfies(CORE_VERSION, range, { includePrerelease: true });
+  } finally {
+    for (const file of Object.keys(load.cache)) if (SEMVER_FILES.test(file)) delete load.cache[file];
+  }
+}
+
 /**
  * Registration checks: unique names, each declared dependency among the plugins (or among
  * `registered`, the names already on the proxy), a compatible @wslb/core. Throws the first fault.
@@ -193,7 +211,7 @@ export function checkPlugins(plugins: readonly Plugin[], registered: readonly st
       throw new WslbError('WSLB_ERR_PLUGIN_DUPLICATE', `plugin "${plugin.name}" is registered twice`);
     }
     names.add(plugin.name);
-    if (plugin.core && !satisfies(CORE_VERSION, plugin.core, { includePrerelease: true })) {
+    if (plugin.core && !coreSatisfies(plugin.core)) {
       throw new WslbError(
         'WSLB_ERR_PLUGIN_CORE_VERSION',
         `plugin "${plugin.name}" requires @wslb/core ${plugin.core}, this is ${CORE_VERSION}`,

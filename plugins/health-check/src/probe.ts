@@ -2,8 +2,8 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage } from
 import { request as httpsRequest } from 'node:https';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import WebSocket from 'ws';
 import { statusAccepted, type ActiveSettings, type CheckType } from './options.js';
+import { runWsCheck } from './ws-check.js';
 
 /**
  * What a probe needs to know of a backend: plain data, so that probes can later run in another
@@ -164,47 +164,19 @@ export function probeWs(
   settings: Pick<ActiveSettings, 'path' | 'headers' | 'timeout' | 'ping'>,
   signal?: AbortSignal,
 ): Promise<ProbeResult> {
-  return runProbe('ws', settings.timeout, signal, (settle) => {
-    const scheme = target.secure ? 'wss' : 'ws';
-    const url = `${scheme}://${hostForUrl(target.hostname)}:${target.port}${target.basePath}${settings.path}`;
-    const ws = new WebSocket(url, {
-      perMessageDeflate: false,
-      followRedirects: false,
-      handshakeTimeout: settings.timeout,
-      headers: { 'user-agent': USER_AGENT, host: hostHeader(target), ...settings.headers },
-      // Our own socket: TLS options and the PROXY header are set there.
-      createConnection: () => checkConnection(target),
-    });
-    let opened = false;
-    let answered = !settings.ping;
-    ws.on('unexpected-response', (_req, res) => {
-      res.resume();
-      settle(false, `answered ${res.statusCode ?? 0} instead of 101`, res.statusCode);
-    });
-    ws.on('error', (err) => settle(false, `${opened ? 'socket' : 'upgrade'} failed: ${describeError(err)}`));
-    ws.once('open', () => {
-      opened = true;
-      if (answered) {
-        ws.close(1000);
-        return;
-      }
-      ws.once('pong', () => {
-        answered = true;
-        ws.close(1000);
-      });
-      ws.ping();
-    });
-    ws.once('close', (code) => {
-      if (!opened) settle(false, 'closed before the upgrade');
-      else if (!answered) settle(false, 'closed without answering the ping');
-      // 1006: the connection dropped without a close frame, which is not a clean close.
-      else if (code === 1006) settle(false, 'closed without a close frame');
-      else settle(true, settings.ping ? '101, pong, then close' : '101 then close', 101);
-    });
-    return () => {
-      if (ws.readyState !== WebSocket.CLOSED) ws.terminate();
-    };
-  });
+  return runProbe('ws', settings.timeout, signal, (settle) =>
+    runWsCheck(
+      checkConnection(target),
+      {
+        path: `${target.basePath}${settings.path}`,
+        host: hostHeader(target),
+        userAgent: USER_AGENT,
+        headers: settings.headers,
+        ping: settings.ping,
+      },
+      settle,
+    ),
+  );
 }
 
 /** Runs the configured check once. */

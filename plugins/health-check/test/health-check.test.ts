@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
@@ -126,6 +127,50 @@ describe('probes', { timeout: 20_000 }, () => {
     assert.match(timedOut.reason, /timed out|timeout/i);
     // The tcp check cannot see that: the port accepts.
     assert.equal((await probeTcp(target(silent), 200)).ok, true);
+  });
+
+  it('ws: checks the accept key, skips messages, and wants a close frame back', async () => {
+    // A raw server speaking just enough WebSocket: `mode` picks how it misbehaves.
+    const rawWs = (mode: 'wrong-accept' | 'chatty' | 'no-close-frame') =>
+      listen(
+        createTcpServer((socket) => {
+          let request = '';
+          socket.on('data', (chunk: Buffer) => {
+            if (request.includes('\r\n\r\n')) {
+              // A frame from the check: the close frame (opcode 8) gets one back, or none.
+              if ((chunk[0]! & 0x0f) === 0x8) {
+                if (mode === 'no-close-frame') socket.destroy();
+                else socket.end(Buffer.from([0x88, 0x02, 0x03, 0xe8]));
+              }
+              return;
+            }
+            request += chunk.toString('latin1');
+            if (!request.includes('\r\n\r\n')) return;
+            const key = /sec-websocket-key: (\S+)/i.exec(request)![1]!;
+            const accept =
+              mode === 'wrong-accept'
+                ? 'AAAAAAAAAAAAAAAAAAAAAAAAAAA='
+                : createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+            const head = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`;
+            // A 70000-byte greeting (64-bit length) in the same write as the 101, then a small one.
+            const big = Buffer.alloc(70_000, 'g');
+            const bigHeader = Buffer.alloc(10);
+            bigHeader[0] = 0x81;
+            bigHeader[1] = 127;
+            bigHeader.writeBigUInt64BE(BigInt(big.length), 2);
+            socket.write(
+              Buffer.concat([Buffer.from(head), bigHeader, big, Buffer.from([0x81, 0x02, 0x68, 0x69])]),
+            );
+          });
+        }),
+      );
+    const settings = { path: '/', headers: {}, timeout: 1000, ping: false };
+    const wrong = await probeWs(target(await rawWs('wrong-accept')), settings);
+    assert.deepEqual([wrong.ok, wrong.reason], [false, 'upgrade failed: invalid Sec-WebSocket-Accept']);
+    const chatty = await probeWs(target(await rawWs('chatty')), settings);
+    assert.equal(chatty.ok, true, chatty.reason);
+    const rude = await probeWs(target(await rawWs('no-close-frame')), settings);
+    assert.deepEqual([rude.ok, rude.reason], [false, 'closed without a close frame']);
   });
 
   it('an aborted check settles at once and closes its socket', async () => {

@@ -1,18 +1,11 @@
 import type { Proxy } from '@wslb/core';
 import { HealthCheckPlugin } from '@wslb/health-check';
-import {
-  AggregatorRegistry,
-  Counter,
-  Gauge,
-  Histogram,
-  type MetricObjectWithValues,
-  type MetricValue,
-  Registry,
-} from 'prom-client';
+import type { MetricObjectWithValues, MetricValue, Registry as PromRegistry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, aggregatorRegistry } from './prom-client-parts.js';
 
 /** Prometheus metrics of one proxy, on a registry of its own (never prom-client's global one). */
 export interface ProxyMetrics {
-  readonly registry: Registry;
+  readonly registry: PromRegistry;
   /** The Prometheus text exposition (on a primary: its control plane plus its workers' traffic). */
   text(): Promise<string>;
   readonly contentType: string;
@@ -214,6 +207,8 @@ export function useClusterMetrics(proxy: Proxy, workerMetrics: () => Promise<unk
     const workers = (await workerMetrics()).map((list) =>
       (list as MetricJson[]).filter((m) => !CONTROL_PLANE_METRICS.has(m.name)),
     );
-    return AggregatorRegistry.aggregate([own as MetricJson[], ...workers]).metrics();
+    return aggregatorRegistry()
+      .aggregate([own as MetricJson[], ...workers])
+      .metrics();
   };
 }
