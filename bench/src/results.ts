@@ -174,10 +174,11 @@ const WHY: Array<[string, string]> = [
       'by a full mark-compact, the "(garbage collector)" share of the bulk profile and about twice the ' +
       'CPU per MB (--trace-gc shows both patterns). wslb therefore keeps its resident heap small: ajv is ' +
       'unloaded a second after the last validation, the admin API with prom-client loads only when ' +
-      'configured and node:cluster only in a cluster (history steps 04 and 05 below). With ' +
-      'health-check (ws), sticky-sessions and the admin API loaded it starts just under the threshold ' +
-      '(as a run with --only bulk shows), but what V8 compiles and keeps over a run of every scenario ' +
-      'can carry it over, which its bulk row above shows when it does. A proxy holding a few thousand ' +
+      'configured and node:cluster only in a cluster (history steps 04 and 05 below); with plugins, ' +
+      "only prom-client's four metric classes load, the ws health check speaks WebSocket without the " +
+      'ws library and semver loads only while a range is checked (step 06), which leaves about 1.5 MiB ' +
+      'below the threshold after start-up for what V8 compiles over a run of every scenario. Where a ' +
+      'run still carries it over, its bulk row above shows it. A proxy holding a few thousand ' +
       'connections is over the threshold whatever it loads, as is any Node.js proxy. Reading into reused buffers ' +
       "(net.connect's onread) is not safe in a proxy: a write to a slow client keeps a view of the " +
       'buffer while other sockets read into it (tried; test/tunnel-backpressure.test.ts caught the ' +
