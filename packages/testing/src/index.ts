@@ -18,7 +18,14 @@ export {
   type OpenedClient,
   type RawAnswer,
 } from './clients.js';
-export { PIN_HEADER, backendConfigs, startProxy, type TestProxy, type TestProxyConfig } from './proxy.js';
+export {
+  PIN_HEADER,
+  backendConfigs,
+  startProxy,
+  type TestClientOptions,
+  type TestProxy,
+  type TestProxyConfig,
+} from './proxy.js';
 export { startCluster, type Cluster, type ClusterOptions } from './cluster.js';
 export { createCleanup, type Cleanup, type Closable } from './cleanup.js';
 export {

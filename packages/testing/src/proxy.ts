@@ -37,23 +37,29 @@ export interface TestProxy {
   /** Lifts a drain like the admin API. */
   enable(id: string): void;
   /**
-   * Client options whose sockets go to backend `id` whatever the plugins would choose. The
-   * upgrade is refused with 503 when that backend is not a candidate (down, draining or full).
+   * Client options whose sockets go to backend `id` whatever the plugins' select taps would
+   * choose. Every other hook still runs for them (a connect tap that wants a token sees them
+   * too: add it to `options`). The upgrade is refused with 503 when that backend is not a
+   * candidate (down, draining or full).
    */
   pinned(id: string, options?: ClientOptions): ClientOptions;
   /**
    * Opens live sockets pinned to backend `id` until it is full (`active` reaches its
-   * `maxConnections`, which must be set). They stay open until `close()` or `closeAll()`.
+   * `maxConnections`, which must be set), each with `options` (headers, and a `path` with a
+   * query, for the plugins' connect taps). They stay open until `close()` or `closeAll()`.
    */
-  fill(id: string): Promise<OpenedClient[]>;
+  fill(id: string, options?: TestClientOptions): Promise<OpenedClient[]>;
   /** Opens `count` sockets one after another; closed by `close()`. */
   open(
     count: number,
-    options?: ClientOptions & { path?: string },
+    options?: TestClientOptions,
   ): Promise<{ clients: OpenedClient[]; perBackend: Record<string, number> }>;
   /** Closes the sockets opened by `open` and `fill`, then the proxy (no drain). */
   close(): Promise<void>;
 }
+
+/** Options of the sockets a test proxy opens: `ws` client options and a path (`/room?token=...`). */
+export type TestClientOptions = ClientOptions & { path?: string };
 
 export type TestProxyConfig = Omit<ProxyConfig, 'listen' | 'backends'> & {
   backends: ProxyConfig['backends'];
@@ -78,7 +84,9 @@ export async function startProxy(config: TestProxyConfig): Promise<TestProxy> {
     { logger: createLogger({ level }), pluginPaths: [process.cwd(), dirname(wslbBinPath())] },
   );
   const [address] = await proxy.listen();
-  // A test-only override, tapped outside any plugin: plugins under test never see pinned sockets.
+  // A test-only override, tapped outside any plugin. It chooses before every select tap, so the
+  // plugins' select taps never see pinned sockets; all their other hooks (connect, handshake,
+  // response, open, close) do.
   proxy.hooks.select.tap({ name: 'wslb-testing:pin', stage: PIN_STAGE }, (ctx, candidates) => {
     const id = headerValue(ctx.request?.headers[PIN_HEADER]);
     if (id === undefined) return undefined;
@@ -128,14 +136,14 @@ export async function startProxy(config: TestProxyConfig): Promise<TestProxy> {
       proxy.pool.enable(backend(id));
     },
     pinned,
-    fill: async (id) => {
+    fill: async (id, { path = '', ...options } = {}) => {
       const target = backend(id);
       if (target.maxConnections <= 0) {
         throw new Error(`backend "${id}" has no maxConnections, so it cannot be full`);
       }
       const clients: OpenedClient[] = [];
       while (target.active < target.maxConnections) {
-        const client = track(await openClient(url, pinned(id)));
+        const client = track(await openClient(`${url}${path}`, pinned(id, options)));
         if (client.backend !== undefined && client.backend !== id) {
           throw new Error(`a socket pinned to "${id}" reached "${client.backend}"`);
         }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import type { Backend, BackendState } from '@wslb/core';
+import type { Backend, BackendState, Plugin } from '@wslb/core';
 import {
   PIN_HEADER,
   assertNoLeakedHandles,
@@ -105,6 +105,38 @@ describe('@wslb/testing', { timeout: 30_000 }, () => {
     const answer = await upgradeRequest(cluster.url, upgradeHeaders());
     assert.equal(answer.status, 503);
     assert.ok(answer.headers['retry-after'], "answer.headers['retry-after']");
+  });
+
+  it('fills a backend through a connect tap that wants a token, with the client options given', async () => {
+    const tokenOnly: Plugin = {
+      name: 'token-only',
+      apply(proxy) {
+        proxy.hooks.connect.tap('token-only', (ctx) => {
+          const url = new URL(ctx.request?.url ?? '/', 'http://x');
+          const ok =
+            ctx.request?.headers.authorization === 'Bearer t0k' || url.searchParams.get('token') === 't0k';
+          return ok ? undefined : { status: 401, reason: 'no token' };
+        });
+      },
+    };
+    const cluster = cleanup.add(
+      await startCluster({
+        backends: 2,
+        plugins: [tokenOnly],
+        backendOptions: { b1: { maxConnections: 2 }, b2: { maxConnections: 1 } },
+      }),
+    );
+    // The pin bypasses select taps only: connect taps see pinned sockets.
+    await assert.rejects(cluster.fill('b1'), /unexpected response 401/);
+    const byHeader = await cluster.fill('b1', { headers: { authorization: 'Bearer t0k' } });
+    assert.deepEqual(
+      byHeader.map((c) => c.backend),
+      ['b1', 'b1'],
+    );
+    const byQuery = await cluster.fill('b2', { path: '/live?token=t0k' });
+    assert.equal(byQuery.length, 1);
+    assert.equal(cluster.echo('b2').seen.at(-1)!.url, '/live?token=t0k');
+    assert.equal(cluster.echo('b1').seen.at(-1)!.headers[PIN_HEADER], 'b1');
   });
 
   it('refuses to fill a backend without maxConnections', async () => {
