@@ -159,7 +159,7 @@ describe('workers share one control plane', { timeout: 120_000 }, () => {
   it("passive checks count every worker's failed dials, and a worker's success resets them", async () => {
     // b1 takes everything while it works; the backup b2 takes the connections b1 fails.
     const [b1, b2] = await startEchoBackends(2);
-    let primary = b1!;
+    const primary = b1!;
     cleanup.defer(() => Promise.all([primary.close(), b2!.close()]));
     const wslb = await runWslb({
       listen: { host: '127.0.0.1', port: 0 },
@@ -190,7 +190,7 @@ describe('workers share one control plane', { timeout: 120_000 }, () => {
     await primary.kill();
     await oneSocketGoesTo('b2'); // failure 1 of b1, whichever worker took it
     await waitFor(async () => (await stateOfB1()).failures === 1, { message: 'the first failure reported' });
-    primary = await primary.restart();
+    await primary.restart();
     await oneSocketGoesTo('b1'); // a success: the count starts over
     await primary.kill();
     await oneSocketGoesTo('b2'); // failure 1 again, not 2

@@ -129,8 +129,7 @@ describe('ip-hash through the wslb binary', { timeout: 60_000 }, () => {
       if (owner === victim.id) assert.notEqual(during[i], victim.id);
       else assert.equal(during[i], owner, `${addresses[i]} stayed on ${owner}`);
     });
-    const revived = await victim.restart();
-    cleanup.defer(() => revived.close());
+    await victim.restart();
     assert.deepEqual(await owners(wslb.url, addresses), before);
   });
 

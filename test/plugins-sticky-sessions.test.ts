@@ -106,8 +106,7 @@ describe('sticky-sessions through the wslb binary', { timeout: 60_000 }, () => {
     const after = await httpGet(`${wslb.httpUrl}/`, { cookie: renewed.pair });
     assert.equal(after.json().backend, moved.json().backend);
     // Back up: the old cookie reaches its backend again.
-    const revived = await pinned.restart();
-    cleanup.defer(() => revived.close());
+    await pinned.restart();
     assert.equal((await httpGet(`${wslb.httpUrl}/`, { cookie: cookie.pair })).json().backend, pinned.id);
 
     const forged = await httpGet(`${wslb.httpUrl}/`, { cookie: 'wslb=AAAAAAAAAAAAAAAAAAAAAA' });

@@ -212,7 +212,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       killedAt.set(victim.id, Date.now());
       await victim.kill();
       await new Promise((r) => setTimeout(r, 1000 + rng.int(2000)));
-      backends[i] = await victim.restart();
+      await victim.restart();
       killedAt.set(victim.id, Date.now());
       counts.restarts++;
     }

@@ -33,8 +33,9 @@ export class EchoBackend {
   readonly seen: SeenRequest[] = [];
   /** Open WebSockets on this backend. */
   readonly clients = new Set<WebSocket>();
-  readonly #server: Server;
-  readonly #wss: WebSocketServer;
+  // Replaced by restart(): a closed WebSocketServer cannot accept again.
+  #server!: Server;
+  #wss!: WebSocketServer;
   readonly #sockets = new Set<Socket>();
   #port = 0;
   readonly #host: string;
@@ -51,6 +52,10 @@ export class EchoBackend {
     this.#wantedPort = options.port ?? 0;
     this.upgradeDelayMs = options.upgradeDelayMs ?? 0;
     this.upgradeStatus = options.upgradeStatus;
+    this.#createServers();
+  }
+
+  #createServers(): void {
     this.#server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -115,15 +120,20 @@ export class EchoBackend {
   }
 
   async start(): Promise<this> {
+    await this.#listen(this.#wantedPort);
+    return this;
+  }
+
+  async #listen(port: number): Promise<void> {
+    const server = this.#server;
     await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.#wantedPort, this.#host, () => {
-        this.#server.off('error', reject);
+      server.once('error', reject);
+      server.listen(port, this.#host, () => {
+        server.off('error', reject);
         resolve();
       });
     });
-    this.#port = (this.#server.address() as AddressInfo).port;
-    return this;
+    this.#port = (server.address() as AddressInfo).port;
   }
 
   get port(): number {
@@ -171,16 +181,17 @@ export class EchoBackend {
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
-  /** Starts listening again on the same port (after kill/close), like a restarted process. */
-  async restart(): Promise<EchoBackend> {
-    const again = new EchoBackend({
-      id: this.id,
-      host: this.#host,
-      port: this.#port,
-      upgradeDelayMs: this.upgradeDelayMs,
-      upgradeStatus: this.upgradeStatus,
-    });
-    return again.start();
+  /**
+   * Listens again on the same port, like a restarted process: after `kill()` or `close()`, or
+   * while running (its sockets are dropped first, as by `kill()`). It restarts in place: the
+   * same object keeps its id, port, options and `seen` list, so whoever holds it (a cluster, a
+   * cleanup list) keeps working with it. Returns `this`.
+   */
+  async restart(): Promise<this> {
+    await this.kill();
+    this.#createServers();
+    await this.#listen(this.#port || this.#wantedPort);
+    return this;
   }
 }
 

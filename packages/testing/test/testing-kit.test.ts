@@ -5,6 +5,7 @@ import {
   PIN_HEADER,
   assertNoLeakedHandles,
   closeAll,
+  closed,
   createCleanup,
   openClient,
   roundTrip,
@@ -154,6 +155,28 @@ describe('@wslb/testing', { timeout: 30_000 }, () => {
     slow.upgradeDelayMs = 0;
     slow.upgradeStatus = 503;
     await assert.rejects(openClient(slow.url), (err: Error & { status?: number }) => err.status === 503);
+  });
+
+  it('restarts a backend in place: same object, port, id, options and seen list', async () => {
+    const cluster = cleanup.add(await startCluster({ backends: 2 }));
+    const b1 = cluster.echo('b1');
+    const port = b1.port;
+    assert.equal((await openClient(cluster.url, cluster.pinned('b1'))).backend, 'b1');
+    b1.upgradeDelayMs = 20;
+    await b1.kill();
+    assert.equal(await b1.restart(), b1);
+    assert.equal(cluster.echo('b1'), b1);
+    assert.equal(b1.port, port);
+    assert.equal(b1.upgradeDelayMs, 20);
+    const again = await openClient(cluster.url, cluster.pinned('b1'));
+    assert.equal(again.backend, 'b1');
+    assert.equal((await roundTrip(again.ws, 'back')).data.toString(), 'back');
+    assert.equal(b1.upgrades, 2, 'the upgrades before and after the restart');
+    // Restarting a running backend drops its sockets, like a restarted process.
+    await b1.restart();
+    assert.equal((await closed(again.ws)).code, 1006);
+    assert.equal((await openClient(cluster.url, cluster.pinned('b1'))).backend, 'b1');
+    // cluster.close() (run by the cleanup) stops the restarted backend: no handle leaks.
   });
 
   it('closes every socket it opened when the cluster closes', async () => {

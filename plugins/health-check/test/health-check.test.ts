@@ -239,8 +239,7 @@ describe('health-check in a proxy', { timeout: 30_000 }, () => {
       assert.equal((await roundTrip(c.ws, 'still there')).data.toString(), 'still there');
     }
 
-    const restarted = await backends[1]!.restart();
-    cleanup.push(() => restarted.close());
+    await backends[1]!.restart();
     await waitFor(() => b2.state === 'up', { timeoutMs: 2000, message: 'b2 up again' });
     assert.match(states[1]!, /^b2:down->up:health-check ws: 2 consecutive successful checks/);
     const after = await openClients(proxy.url, 6);
@@ -315,8 +314,7 @@ describe('health-check in a proxy', { timeout: 30_000 }, () => {
     const b1 = proxy.proxy.pool.get('b1')!;
     assert.equal(b1.state, 'down');
     assert.equal(b1.failures, 1, 'one dial reached it');
-    const restarted = await backends[0]!.restart();
-    cleanup.push(() => restarted.close());
+    await backends[0]!.restart();
     await waitFor(() => b1.state === 'up', { timeoutMs: 2000, message: 'b1 back after failTimeout' });
     const again = await openClients(proxy.url, 4);
     assert.ok((again.perBackend.b1 ?? 0) >= 1, `b1 takes traffic again: ${JSON.stringify(again.perBackend)}`);
@@ -359,8 +357,7 @@ describe('slow start in a proxy', { timeout: 20_000 }, () => {
     const b2 = proxy.proxy.pool.get('b2')!;
     await backends[1]!.kill();
     await waitFor(() => b2.state === 'down', { message: 'b2 down' });
-    const restarted = await backends[1]!.restart();
-    cleanup.push(() => restarted.close());
+    await backends[1]!.restart();
     await waitFor(() => b2.state === 'up', { message: 'b2 up' });
     const ramping = await openClients(proxy.url, 20);
     // Without slow start round-robin would give it 10 of 20.
