@@ -1,3 +1,4 @@
+import { DEFAULT_TIMEOUTS } from '@wslb/core';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -28,7 +29,15 @@ export interface RunningWslb {
   waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** Rewrites the config file (then send SIGHUP to reload). */
   writeConfig(config: object | string): void;
-  /** Sends a signal and resolves with the exit code. */
+  /**
+   * How long `stop()` waits by default: the longest `timeouts.drain` of the configs given so far
+   * (default 25000, as in wslb), plus 5000 ms to close and exit.
+   */
+  readonly stopTimeoutMs: number;
+  /**
+   * Sends a signal (default SIGTERM) and resolves with the exit code. A wslb not gone after
+   * `timeoutMs` (default `stopTimeoutMs`) gets SIGKILL, and the promise rejects.
+   */
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
   exited: Promise<number | null>;
 }
@@ -83,6 +92,24 @@ export function execWslb(
   });
 }
 
+/** What a stopping wslb may take past its drain: closing what is left, then exiting. */
+const STOP_MARGIN_MS = 5000;
+
+/** The drain of a config (object or JSON text), as wslb resolves it; undefined if unreadable. */
+function drainOf(config: object | string): number | undefined {
+  let parsed: unknown = config;
+  if (typeof config === 'string') {
+    try {
+      parsed = JSON.parse(config);
+    } catch {
+      return undefined;
+    }
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const drain = (parsed as { timeouts?: { drain?: unknown } }).timeouts?.drain;
+  return typeof drain === 'number' && drain >= 0 ? drain : DEFAULT_TIMEOUTS.drain;
+}
+
 /** Writes a config to a temp folder. Returns the file path. */
 export function writeTempConfig(config: object | string, name = 'wslb.json'): { dir: string; file: string } {
   const dir = mkdtempSync(join(tmpdir(), 'wslb-test-'));
@@ -111,6 +138,9 @@ export async function runWslb(
     const listen = (config as { listen?: unknown }).listen;
     return Array.isArray(listen) ? listen.length : 1;
   })();
+  // A SIGTERM'd wslb may take its whole drain when a client stays; configs written for a
+  // reload may drain longer, so the longest one counts.
+  let longestDrain = drainOf(config) ?? DEFAULT_TIMEOUTS.drain;
   const child = spawn(process.execPath, [...exitWithParent(), wslbBinPath(), '--config', file], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
@@ -204,9 +234,14 @@ export async function runWslb(
     logs,
     output: () => text,
     waitForLog,
-    writeConfig: (next) =>
-      writeFileSync(file, typeof next === 'string' ? next : JSON.stringify(next, null, 2)),
-    stop: async (signal = 'SIGTERM', ms = 15000) => {
+    writeConfig: (next) => {
+      writeFileSync(file, typeof next === 'string' ? next : JSON.stringify(next, null, 2));
+      longestDrain = Math.max(longestDrain, drainOf(next) ?? 0);
+    },
+    get stopTimeoutMs() {
+      return longestDrain + STOP_MARGIN_MS;
+    },
+    stop: async (signal = 'SIGTERM', ms = longestDrain + STOP_MARGIN_MS) => {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill(signal);
       let timer: NodeJS.Timeout | undefined;
