@@ -2,6 +2,9 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 
+/** How long `close()` gives WebSocket clients to answer its close frame. */
+const CLOSE_GRACE_MS = 1000;
+
 /** What a backend saw of one WebSocket upgrade or HTTP request. */
 export interface SeenRequest {
   kind: 'ws' | 'http';
@@ -159,26 +162,49 @@ export class EchoBackend {
     for (const ws of this.clients) ws.close(code, reason);
   }
 
-  /** Stops accepting and destroys every open socket at once, like a crashed process. */
+  /** Stops accepting and destroys every open socket at once, like a crashed process (1006). */
   async kill(): Promise<void> {
-    for (const ws of this.clients) ws.terminate();
-    for (const s of this.#sockets) s.destroy();
-    await this.#closeServer();
+    await this.#shutdown(0);
   }
 
-  /** Stops accepting, closes WebSockets cleanly and waits for every socket to end. */
+  /**
+   * Stops accepting and closes cleanly, like a process that shuts down: each WebSocket gets a
+   * close frame 1001 (going away) and up to a second to answer it; those that did not are then
+   * cut off, with the other sockets (idle HTTP, upgrades not answered yet).
+   */
   async close(): Promise<void> {
-    for (const ws of this.clients) ws.terminate();
-    for (const s of this.#sockets) s.destroy();
-    await this.#closeServer();
+    await this.#shutdown(CLOSE_GRACE_MS);
   }
 
-  async #closeServer(): Promise<void> {
+  async #shutdown(graceMs: number): Promise<void> {
+    const server = this.#server;
+    // 'close' comes once every connection is gone.
+    const serverClosed = server.listening
+      ? new Promise<void>((resolve) => server.close(() => resolve()))
+      : undefined;
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
+    if (graceMs > 0 && this.clients.size > 0) await this.#closeClientsWithin(graceMs);
+    for (const ws of this.clients) ws.terminate();
+    for (const s of this.#sockets) s.destroy();
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
-    if (!this.#server.listening) return;
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await serverClosed;
+  }
+
+  /** Sends every WebSocket a close frame 1001; resolves once all closed, or after `ms`. */
+  async #closeClientsWithin(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const allClosed = Promise.all(
+      [...this.clients].map(
+        (ws) =>
+          new Promise<void>((resolve) => {
+            ws.once('close', () => resolve());
+            ws.close(1001);
+          }),
+      ),
+    );
+    await Promise.race([allClosed, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+    clearTimeout(timer);
   }
 
   /**

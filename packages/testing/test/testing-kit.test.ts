@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import type { Backend, BackendState, Plugin } from '@wslb/core';
 import {
@@ -177,6 +178,45 @@ describe('@wslb/testing', { timeout: 30_000 }, () => {
     assert.equal((await closed(again.ws)).code, 1006);
     assert.equal((await openClient(cluster.url, cluster.pinned('b1'))).backend, 'b1');
     // cluster.close() (run by the cleanup) stops the restarted backend: no handle leaks.
+  });
+
+  it('closes a backend cleanly: a close frame 1001 to each client, through the proxy too', async () => {
+    const cluster = cleanup.add(await startCluster({ backends: 2 }));
+    const viaProxy = await openClient(cluster.url, cluster.pinned('b1'));
+    const direct = await openClient(cluster.echo('b1').url);
+    const codes = Promise.all([closed(viaProxy.ws), closed(direct.ws)]);
+    const started = Date.now();
+    await cluster.echo('b1').close();
+    assert.deepEqual(
+      (await codes).map((c) => c.code),
+      [1001, 1001],
+    );
+    assert.ok(Date.now() - started < 500, 'clients that answer the close frame are not waited for');
+    assert.equal(cluster.echo('b1').clients.size, 0);
+    // kill() stays abrupt.
+    const b2 = cluster.echo('b2');
+    const crashed = await openClient(b2.url);
+    await b2.kill();
+    assert.equal((await closed(crashed.ws)).code, 1006);
+  });
+
+  it('closes a backend whose client never answers the close frame after a bounded wait', async () => {
+    const backend = cleanup.add(await startEchoBackend({ id: 'b1' }));
+    const socket = connect(backend.port, '127.0.0.1');
+    cleanup.defer(() => socket.destroy());
+    socket.write(
+      `GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        `Sec-WebSocket-Key: ${webSocketKey()}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    await waitFor(() => backend.clients.size === 1, { message: 'the upgrade accepted' });
+    // This peer reads the close frame but never answers it.
+    socket.resume();
+    const gone = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const started = Date.now();
+    await backend.close();
+    const took = Date.now() - started;
+    assert.ok(took >= 900 && took < 3000, `gave the client a second, then cut it off: ${took} ms`);
+    await gone;
   });
 
   it('closes every socket it opened when the cluster closes', async () => {
