@@ -191,6 +191,9 @@ describe('code in the docs', { timeout: 120_000 }, () => {
       verbatimModuleSyntax: true,
       isolatedModules: true,
       skipLibCheck: true,
+      // As docs/writing-a-plugin.md sets it up: a published plugin ships .d.ts files, so every
+      // exported value needs a type that can be named (TS2742 otherwise).
+      declaration: true,
       noEmit: true,
     };
     const host = ts.createCompilerHost(options);

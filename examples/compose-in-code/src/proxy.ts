@@ -1,4 +1,11 @@
-import { type Backend, type Plugin, type ProxyConfig, STAGE_OVERRIDE, createProxy } from '@wslb/core';
+import {
+  type Backend,
+  type Plugin,
+  type Proxy,
+  type ProxyConfig,
+  STAGE_OVERRIDE,
+  createProxy,
+} from '@wslb/core';
 import roundRobin from '@wslb/round-robin';
 
 /**
@@ -25,7 +32,7 @@ export function adminRoute(adminBackendId: string): Plugin {
 }
 
 /** The proxy of this example: round-robin over every backend, /admin/ pinned to the first. */
-export function buildProxy(backends: ProxyConfig['backends'], port = 8080) {
+export function buildProxy(backends: ProxyConfig['backends'], port = 8080): Proxy {
   return createProxy({
     listen: { host: '127.0.0.1', port },
     backends,

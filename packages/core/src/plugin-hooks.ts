@@ -33,9 +33,15 @@ export interface PluginHookSet<H extends Record<keyof H, AnyHook>> {
  * taps on these hooks follow the same rule as taps on `proxy.hooks`: once a reload removes the
  * plugin, they become no-ops.
  *
+ * Type what a plugin exports with this package's names (`PluginHookSet`, `PluginHost`,
+ * `TapOnly`): an inferred type names tapable's files, which the plugin's `.d.ts` cannot (TS2742).
+ *
  * ```ts
- * const hooks = createPluginHooks(() => ({ sample: new SyncHook<[Backend, number]>(['backend', 'ms']) }));
- * export const getHooks = hooks.getHooks;
+ * export interface MyHooks { readonly sample: SyncHook<[Backend, number]> }
+ * const hooks: PluginHookSet<MyHooks> = createPluginHooks(() => ({
+ *   sample: new SyncHook<[Backend, number]>(['backend', 'ms']),
+ * }));
+ * export const getHooks: (proxy: PluginHost) => TapOnly<MyHooks> = hooks.getHooks;
  * // in apply: hooks.of(proxy).sample.call(backend, ms);
  * ```
  */
