@@ -8,6 +8,7 @@ import {
   type OpenedClient,
   assertNoLeakedHandles,
   closeAll,
+  closed,
   openClient,
   openClients,
   roundTrip,
@@ -157,6 +158,36 @@ describe('reload and graceful stop through the binary', { timeout: 120_000 }, ()
     assert.equal(during.connection, 'close');
     assert.equal(await wslb.exited, 0);
     await closeAll([tunnel]);
+  });
+
+  it('takes a signal delivered twice at once as one stop (Ctrl-C to a process group), a later one as "now"', async () => {
+    const backends = await startEchoBackends(1);
+    cleanup.defer(() => Promise.all(backends.map((b) => b.close())));
+    const config = {
+      listen: { host: '127.0.0.1', port: 0 },
+      backends: [{ id: 'b1', url: backends[0]!.url }],
+      timeouts: { drain: 1500 },
+    };
+    // The same SIGINT from the terminal and from a parent that forwards it: still a drain.
+    const twice = await runWslb(config);
+    const client = await openClient(twice.url);
+    twice.child.kill('SIGINT');
+    twice.child.kill('SIGINT');
+    await twice.waitForLog((l) => l.msg === 'draining');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await roundTrip(client.ws, 'still here')).data.toString(), 'still here');
+    assert.equal((await closed(client.ws)).code, 1001, 'closed at the drain deadline, not cut');
+    assert.equal(await twice.exited, 0);
+
+    // An operator's second Ctrl-C, a moment later: out at once.
+    const later = await runWslb(config);
+    const held = await openClient(later.url);
+    later.child.kill('SIGINT');
+    await later.waitForLog((l) => l.msg === 'draining');
+    await new Promise((r) => setTimeout(r, 700));
+    later.child.kill('SIGINT');
+    assert.equal(await later.exited, 1);
+    await closed(held.ws);
   });
 
   it('on SIGTERM exits as soon as the last tunnel ends', async () => {

@@ -248,13 +248,21 @@ describe('workers share one control plane', { timeout: 120_000 }, () => {
     const after = await openClients(wslb.url, 12);
     assert.deepEqual(after.perBackend, { a: 12 }, 'no worker sends traffic to the down backend');
 
-    // SIGTERM with live tunnels: the cluster drains, and /healthz says so meanwhile.
+    // SIGTERM with live tunnels, to every process at once as systemd or a terminal sends it: the
+    // workers also get the primary's copy, and still drain; /healthz says so meanwhile.
     assert.equal((await fetch(`${admin}/healthz`)).status, 200);
+    const workerPids = wslb.logs.filter((l) => l.msg === 'worker ready').map((l) => l.worker as number);
     wslb.child.kill('SIGTERM');
+    for (const pid of workerPids) process.kill(pid, 'SIGTERM');
     await waitFor(async () => (await fetch(`${admin}/healthz`)).status === 503, {
       timeoutMs: 2000,
       message: '/healthz 503 while the workers drain',
     });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(
+      after.clients.every((c) => c.ws.readyState === c.ws.OPEN),
+      'the tunnels live on through the drain',
+    );
     await closeAll(after.clients);
     assert.equal(await wslb.exited, 0);
   });

@@ -178,6 +178,7 @@ async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise
   const signals = handleSignals({
     log,
     stopMessage: 'stopping',
+    worker: isWorker,
     // The admin listener stays up while tunnels drain (/healthz answers 503 meanwhile).
     stop: () => proxy.close(),
     reload: async () => {

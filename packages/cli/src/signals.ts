@@ -10,7 +10,19 @@ export interface SignalActions {
   kill?(): void;
   /** SIGHUP, after the start finished well. */
   reload(): Promise<void>;
+  /**
+   * A worker of `workers: N`: every SIGTERM/SIGINT means "drain". Its primary decides when to give
+   * up (a second signal to the primary kills the workers).
+   */
+  worker?: boolean;
 }
+
+/**
+ * Signals this close to the first are the same stop request delivered twice: a terminal's Ctrl-C
+ * or systemd's stop reaches every process of the group, and a parent that forwards signals (npm,
+ * a start script, the cluster primary) sends it again. An operator's second Ctrl-C comes later.
+ */
+export const REPEATED_SIGNAL_MS = 500;
 
 export interface SignalHandling {
   /** Call once the listeners are up (true) or failed to start (false). */
@@ -20,7 +32,8 @@ export interface SignalHandling {
 }
 
 /**
- * SIGTERM/SIGINT drain then exit, a second one exits at once, SIGHUP reloads. Installed before
+ * SIGTERM/SIGINT drain then exit, a second one (half a second or more later) exits at once,
+ * SIGHUP reloads. Installed before
  * anything listens: a signal that lands while the proxy is still binding waits for the start
  * instead of killing the process.
  */
@@ -29,15 +42,19 @@ export function handleSignals(actions: SignalActions): SignalHandling {
   let markStarted!: (ok: boolean) => void;
   const started = new Promise<boolean>((resolve) => (markStarted = resolve));
   const exitCode = new Promise<number>((resolve) => {
-    let stopping = false;
+    let stoppingSince: number | undefined;
     const stop = (signal: NodeJS.Signals): void => {
-      if (stopping) {
+      if (stoppingSince !== undefined) {
+        if (actions.worker || Date.now() - stoppingSince < REPEATED_SIGNAL_MS) {
+          log.debug({ signal }, 'signal repeated: already draining');
+          return;
+        }
         log.warn({ signal }, 'second signal: exiting at once');
         actions.kill?.();
         resolve(1);
         return;
       }
-      stopping = true;
+      stoppingSince = Date.now();
       log.info({ signal }, actions.stopMessage);
       started
         .then((ok) => (ok ? actions.stop() : undefined))
