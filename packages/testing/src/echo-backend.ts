@@ -106,6 +106,8 @@ export class EchoBackend {
         this.#timers.add(timer);
       },
     });
+    // ws re-emits the http server's errors (a busy port); start() rejects with them already.
+    this.#wss.on('error', () => {});
     this.#wss.on('headers', (headers) => headers.push(`x-backend: ${this.id}`));
     this.#wss.on('connection', (ws, req) => {
       this.seen.push({

@@ -29,6 +29,12 @@ describe('@wslb/testing', { timeout: 30_000 }, () => {
     await assertNoLeakedHandles();
   });
 
+  it('rejects start() on a busy port instead of crashing the process', async () => {
+    const first = await startEchoBackend({ id: 'first' });
+    cleanup.defer(() => first.close());
+    await assert.rejects(startEchoBackend({ id: 'twin', port: first.port }), /EADDRINUSE/);
+  });
+
   it('starts named echo backends behind a proxy and reports who served each socket', async () => {
     const cluster = cleanup.add(await startCluster({ backends: 3 }));
     assert.deepEqual(
