@@ -197,7 +197,8 @@ describe('the wslb binary', { timeout: 120_000 }, () => {
     });
     const result = await execWslb(['--config', file]);
     assert.equal(result.code, 1);
-    assert.match(result.stdout + result.stderr, /EADDRINUSE/);
+    assert.match(result.stderr, /^wslb: WSLB_ERR_LISTEN: cannot listen on .*EADDRINUSE/m);
+    assert.match(result.stdout, /"code":"WSLB_ERR_LISTEN"/);
   });
 
   it('--check validates, --version, --help and --print-schema answer', async () => {

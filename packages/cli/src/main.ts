@@ -160,7 +160,11 @@ async function runPrimary(
     await admin.apply(control.config.admin);
   } catch (err) {
     signals.started(false);
-    log.fatal({ err: (err as Error).message }, 'cannot start the admin listener');
+    log.fatal(
+      { err: (err as Error).message, code: (err as WslbError).code },
+      'cannot start the admin listener',
+    );
+    printStartError(err);
     await primary.stop();
     await control.close({ drain: 0 });
     return EXIT_RUNTIME;
@@ -194,7 +198,8 @@ async function run(proxy: Proxy, configPath: string, isWorker: boolean): Promise
     if (!isWorker) await admin.apply(proxy.config.admin);
   } catch (err) {
     signals.started(false);
-    log.fatal({ err: (err as Error).message }, 'cannot start');
+    log.fatal({ err: (err as Error).message, code: (err as WslbError).code }, 'cannot start');
+    printStartError(err);
     await proxy.close({ drain: 0 });
     await admin.apply(undefined);
     return EXIT_RUNTIME;
