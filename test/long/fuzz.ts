@@ -17,9 +17,21 @@ const { values } = parseArgs({
     case: { type: 'string' },
   },
 });
-const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
-const count = Number(values.count);
-const concurrency = Number(values.concurrency);
+/** A whole number from an option, or exit 2 naming the option. */
+function wholeNumber(name: string, text: string | undefined, min: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) {
+    console.error(`--${name} must be a whole number >= ${min}, got ${JSON.stringify(text)}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const seed =
+  values.seed !== undefined ? wholeNumber('seed', values.seed, 0) : Math.floor(Math.random() * 2 ** 31);
+const count = wholeNumber('count', values.count, 1);
+const concurrency = wholeNumber('concurrency', values.concurrency, 1);
+if (values.case !== undefined) wholeNumber('case', values.case, 0);
 
 const target = await startFuzzTarget();
 const { wslb } = target;
@@ -74,6 +86,10 @@ try {
     await closeAll([client]);
     if (echo.data.toString() !== 'after') throw new Error('no echo after the fuzz run');
     console.log('a normal WebSocket still echoes');
+    // The check socket's close reaches the proxy from both ends; the stop below counts what is
+    // still live, so it waits for the backends' side and a moment for the proxy's own.
+    await waitFor(() => target.backends.every((b) => b.clients.size === 0), { timeoutMs: 5000 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
     if (hasProcfs) {
       // Idle keep-alive sockets to the backends close within their 5 s timeout; nothing else stays.
       const settled = await waitFor(() => fdCount(pid) <= fdsBefore + 2, { timeoutMs: 8000 }).then(
