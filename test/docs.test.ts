@@ -28,6 +28,7 @@ const DOCS = [
   'docs/errors.md',
   'packages/testing/README.md',
   'examples/wslb-plugin-least-latency/README.md',
+  'examples/compose-in-code/README.md',
 ];
 
 interface Block {

@@ -232,6 +232,9 @@ export type Scenario = {
 
 const f1 = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(1));
 const f2 = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(2));
+/** A CPU share, or "-" where there is no proxy process (direct). */
+const pct = (n: number | undefined): string =>
+  n === undefined || !Number.isFinite(n) ? '-' : `${Math.round(n)}%`;
 
 export function scenarios(s: Settings): Scenario[] {
   return [
@@ -247,7 +250,7 @@ export function scenarios(s: Settings): Scenario[] {
       name: 'handshakes',
       run: runHandshakes,
       line: (f) =>
-        `${Math.round(f.hs_rate!)}/s p50 ${f2(f.hs_p50)} p99 ${f2(f.hs_p99)} ms, ${f1(f.hs_cpu)} us/handshake, proxy ${Math.round(f.hs_proxyPct!)}% gen ${Math.round(f.hs_genPct!)}%`,
+        `${Math.round(f.hs_rate!)}/s p50 ${f2(f.hs_p50)} p99 ${f2(f.hs_p99)} ms, ${f1(f.hs_cpu)} us/handshake, proxy ${pct(f.hs_proxyPct)} gen ${pct(f.hs_genPct)}`,
     },
     ...[100, 1000].map((n) => ({
       key: `echo${n}`,
@@ -255,14 +258,14 @@ export function scenarios(s: Settings): Scenario[] {
       run: (g: Generator[], t: RunningTarget, b: Backends, st: Settings) =>
         runEcho(`e${n}`, g, t, b, st, n, 64, 1),
       line: (f: Record<string, number>) =>
-        `${Math.round(f[`e${n}_rate`]!)} msg/s p50 ${f2(f[`e${n}_p50`])} p99 ${f2(f[`e${n}_p99`])} p99.9 ${f2(f[`e${n}_p999`])} ms, ${f2(f[`e${n}_cpu`])} us/msg, proxy ${Math.round(f[`e${n}_proxyPct`]!)}% gen ${Math.round(f[`e${n}_genPct`]!)}%`,
+        `${Math.round(f[`e${n}_rate`]!)} msg/s p50 ${f2(f[`e${n}_p50`])} p99 ${f2(f[`e${n}_p99`])} p99.9 ${f2(f[`e${n}_p999`])} ms, ${f2(f[`e${n}_cpu`])} us/msg, proxy ${pct(f[`e${n}_proxyPct`])} gen ${pct(f[`e${n}_genPct`])}`,
     })),
     {
       key: 'bulk',
       name: 'bulk 64 KiB',
       run: (g, t, b, st) => runEcho('bulk', g, t, b, st, st.bulkConnections, 64 * 1024, st.bulkWindow),
       line: (f) =>
-        `${f1(f.bulk_rate)} MB/s, ${f2(f.bulk_cpu)} ms/MB, proxy ${Math.round(f.bulk_proxyPct!)}% gen ${Math.round(f.bulk_genPct!)}%`,
+        `${f1(f.bulk_rate)} MB/s, ${f2(f.bulk_cpu)} ms/MB, proxy ${pct(f.bulk_proxyPct)} gen ${pct(f.bulk_genPct)}`,
     },
   ];
 }

@@ -29,7 +29,8 @@ const wslb = spawn(process.execPath, [wslbBinPath(), '--config', join(here, '..'
   detached: true,
 });
 console.log(`socket.io servers on 127.0.0.1:3001-3003, wslb on :8080 with sticky sessions.
-  Browser: http://localhost:8080/   Clients: node dist/client.js http://127.0.0.1:8080 20`);
+  Browser: http://localhost:8080/
+  Clients: node ${join(here, 'client.js')} http://127.0.0.1:8080 20`);
 
 let stopping = false;
 const stop = (signal: NodeJS.Signals): void => {
