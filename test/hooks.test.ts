@@ -214,6 +214,28 @@ describe('hooks', { timeout: 60_000 }, () => {
     });
   }
 
+  it('names who ended a WebSocket by its close handshake: the client or the backend', async () => {
+    const reasons: string[] = [];
+    const { proxy, backends } = await setup({
+      name: 'closes',
+      apply(p) {
+        p.hooks.close.tap('closes', (_ctx, info) => void reasons.push(info.reason));
+      },
+    });
+    const byClient = await openClient(proxy.url);
+    await roundTrip(byClient.ws, 'hello');
+    byClient.ws.close(1000);
+    await closed(byClient.ws);
+    await waitFor(() => reasons.length === 1, { message: 'the first close' });
+    // The server sends its close frame first this time.
+    const byBackend = await openClient(proxy.url);
+    await roundTrip(byBackend.ws, 'hello');
+    for (const b of backends) b.closeClients(1000);
+    await closed(byBackend.ws);
+    await waitFor(() => reasons.length === 2, { message: 'the second close' });
+    assert.deepEqual(reasons, ['client-closed', 'backend-closed']);
+  });
+
   it('closes with 1011 when an open tap throws, and keeps the others', async () => {
     let calls = 0;
     const closes: CloseInfo[] = [];

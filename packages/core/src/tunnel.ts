@@ -17,6 +17,10 @@ const CLIENT_ENDED = 1;
 const BACKEND_ENDED = 2;
 const CLIENT_CLOSED = 4;
 const BACKEND_CLOSED = 8;
+/** Which side sent the first WebSocket close frame (seen when it starts a chunk): who ended it. */
+const CLIENT_CLOSE_FRAME = 16;
+const BACKEND_CLOSE_FRAME = 32;
+const OPCODE_CLOSE = 0x8;
 
 const kTunnel = Symbol('wslb.tunnel');
 
@@ -36,8 +40,17 @@ function onData(this: TunnelSocket, chunk: Buffer): void {
   const tunnel = this[kTunnel]!;
   // Frame headers are followed (no copy, no allocation) so that the proxy can close on a boundary.
   if (tunnel.frames) {
-    if (this === tunnel.client) tunnel.toBackend = advanceFrames(tunnel.toBackend, chunk);
-    else tunnel.toClient = advanceFrames(tunnel.toClient, chunk);
+    const fromClient = this === tunnel.client;
+    const before = fromClient ? tunnel.toBackend : tunnel.toClient;
+    if (
+      before === FRAME_BOUNDARY &&
+      (chunk[0]! & 0x0f) === OPCODE_CLOSE &&
+      (tunnel.state & (CLIENT_CLOSE_FRAME | BACKEND_CLOSE_FRAME)) === 0
+    ) {
+      tunnel.state |= fromClient ? CLIENT_CLOSE_FRAME : BACKEND_CLOSE_FRAME;
+    }
+    if (fromClient) tunnel.toBackend = advanceFrames(before, chunk);
+    else tunnel.toClient = advanceFrames(before, chunk);
   }
   if (!peerOf(tunnel, this).write(chunk)) this.pause();
 }
@@ -81,7 +94,17 @@ function onClose(this: TunnelSocket, hadError: boolean): void {
   // A clean close after both directions ended: the peer is flushing its last bytes and closes next.
   tunnel.state |= isClient ? CLIENT_CLOSED : BACKEND_CLOSED;
   if ((tunnel.state & (CLIENT_CLOSED | BACKEND_CLOSED)) === (CLIENT_CLOSED | BACKEND_CLOSED)) {
-    tunnel.finish(isClient ? 'backend-closed' : 'client-closed', undefined);
+    // A WebSocket close handshake names who ended it; the server closes TCP first either way.
+    const state = tunnel.state;
+    const reason =
+      state & CLIENT_CLOSE_FRAME
+        ? 'client-closed'
+        : state & BACKEND_CLOSE_FRAME
+          ? 'backend-closed'
+          : isClient
+            ? 'backend-closed'
+            : 'client-closed';
+    tunnel.finish(reason, undefined);
   }
 }
 
