@@ -359,6 +359,19 @@ function isFullRun(s: Settings): boolean {
 export function writeResults(report: RunReport, log: (line: string) => void): void {
   const s = report.settings;
   const command = `npm run bench${s.argv.length > 0 ? ` -- ${s.argv.join(' ')}` : ''}`;
+  // Recorded first, so that this run is a step of its own history table.
+  if (s.record) {
+    mkdirSync(HISTORY_DIR, { recursive: true });
+    const entry: HistoryEntry = {
+      name: s.record,
+      note: s.note ?? '',
+      commit: commitOf(),
+      date: report.startedAt,
+      rows: report.rows,
+    };
+    writeFileSync(join(HISTORY_DIR, `${s.record}.json`), `${JSON.stringify(entry, null, 2)}\n`);
+    log(`recorded bench/history/${s.record}.json`);
+  }
   const history = readHistory();
   const md = [
     '# wslb benchmark results',
@@ -400,16 +413,4 @@ export function writeResults(report: RunReport, log: (line: string) => void): vo
     s.out ?? (isFullRun(s) ? join(REPO_ROOT, 'bench/RESULTS.md') : join(REPO_ROOT, 'bench/.work/RESULTS.md'));
   writeFileSync(out, md);
   log(`wrote ${out}`);
-  if (s.record) {
-    mkdirSync(HISTORY_DIR, { recursive: true });
-    const entry: HistoryEntry = {
-      name: s.record,
-      note: s.note ?? '',
-      commit: commitOf(),
-      date: report.startedAt,
-      rows: report.rows,
-    };
-    writeFileSync(join(HISTORY_DIR, `${s.record}.json`), `${JSON.stringify(entry, null, 2)}\n`);
-    log(`recorded bench/history/${s.record}.json`);
-  }
 }
