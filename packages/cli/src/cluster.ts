@@ -27,6 +27,25 @@ function stateMessage(proxy: Proxy, id: string, reason: string): ClusterMessage 
   return { wslb: 'state', id, state: backend.state, reason, admin: backend.adminDrained };
 }
 
+/** Counters of several workers added up per backend; `totalsOnly` leaves live counts out. */
+function sumStats(list: readonly ClusterStats[], totalsOnly = false): ClusterStats {
+  const sum: ClusterStats = { connections: { active: 0, total: 0 }, backends: [] };
+  const byId = new Map<string, ClusterStats['backends'][number]>();
+  for (const stats of list) {
+    if (!totalsOnly) sum.connections.active += stats.connections.active;
+    sum.connections.total += stats.connections.total;
+    for (const b of stats.backends) {
+      const entry = byId.get(b.id) ?? { id: b.id, active: 0, total: 0, failures: 0 };
+      if (!totalsOnly) entry.active += b.active;
+      entry.total += b.total;
+      entry.failures += b.failures;
+      byId.set(b.id, entry);
+    }
+  }
+  sum.backends = [...byId.values()];
+  return sum;
+}
+
 /**
  * The primary of `workers: N`: owns the control plane (a proxy that runs health checks and the
  * admin API but listens for no traffic), forks the workers, restarts a crashed one with backoff,
@@ -45,7 +64,7 @@ export class ClusterPrimary {
   /** Each worker's last counters, so that an exited worker's totals are kept. */
   readonly #lastStats = new Map<Worker, ClusterStats>();
   /** Totals of workers that exited (their live connections went with them). */
-  readonly #retired: ClusterStats = { connections: { active: 0, total: 0 }, backends: [] };
+  #retired: ClusterStats = { connections: { active: 0, total: 0 }, backends: [] };
 
   constructor(control: Proxy, count: number, args: readonly string[]) {
     this.#control = control;
@@ -180,39 +199,15 @@ export class ClusterPrimary {
   #retire(worker: Worker): void {
     const last = this.#lastStats.get(worker);
     this.#lastStats.delete(worker);
-    if (!last) return;
-    const retired = this.#retired;
-    retired.connections.total += last.connections.total;
-    for (const b of last.backends) {
-      let entry = retired.backends.find((r) => r.id === b.id);
-      if (!entry) {
-        entry = { id: b.id, active: 0, total: 0, failures: 0 };
-        retired.backends.push(entry);
-      }
-      entry.total += b.total;
-      entry.failures += b.failures;
-    }
+    // Its live connections went with it; what it counted stays.
+    if (last) this.#retired = sumStats([this.#retired, last], true);
   }
 
   /** Asks every worker for its counters and hands the sums (with exited workers' totals) to the control plane. */
   async refreshStats(timeoutMs = 500): Promise<ClusterStats> {
     const answers = await this.#ask<ClusterStats>('stats?', timeoutMs);
     for (const [worker, stats] of answers) if (this.#workers.has(worker)) this.#lastStats.set(worker, stats);
-    const replies = [this.#retired, ...answers.values()];
-    const sum: ClusterStats = { connections: { active: 0, total: 0 }, backends: [] };
-    const byId = new Map<string, ClusterStats['backends'][number]>();
-    for (const stats of replies) {
-      sum.connections.active += stats.connections.active;
-      sum.connections.total += stats.connections.total;
-      for (const b of stats.backends) {
-        const entry = byId.get(b.id) ?? { id: b.id, active: 0, total: 0, failures: 0 };
-        entry.active += b.active;
-        entry.total += b.total;
-        entry.failures += b.failures;
-        byId.set(b.id, entry);
-      }
-    }
-    sum.backends = [...byId.values()];
+    const sum = sumStats([this.#retired, ...answers.values()]);
     this.#control.applyClusterStats(sum);
     return sum;
   }
