@@ -66,6 +66,7 @@ export {
 } from 'tapable';
 export { loadPluginModule, pluginSpecifier, resolvePlugin } from './plugin-loader.js';
 export { encodeProxyHeader, readProxyHeader, type ProxiedAddress } from './proxy-protocol.js';
+export { readResponseHead, type ParsedResponseHead } from './response-head.js';
 export {
   DEFAULT_LIMITS,
   DEFAULT_RETRIES,

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { type WslbError, readResponseHead } from '@wslb/core';
 
 /*
  * The client side of a WebSocket check, without a WebSocket library: an upgrade request, the
@@ -9,7 +10,6 @@ import type { Socket } from 'node:net';
  */
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-const HEAD_END = Buffer.from('\r\n\r\n');
 /** Larger answer heads are not a WebSocket server's 101. */
 const MAX_HEAD = 16384;
 const OPCODE_CLOSE = 0x8;
@@ -52,19 +52,6 @@ function upgradeHead(request: WsCheckRequest, key: string): string {
   );
 }
 
-/** Status and lower-cased headers of a response head (without its final CRLFCRLF). */
-function parseHead(text: string): { status: number; headers: Map<string, string> } | undefined {
-  const lines = text.split('\r\n');
-  const status = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(lines[0] ?? '');
-  if (!status) return undefined;
-  const headers = new Map<string, string>();
-  for (const line of lines.slice(1)) {
-    const colon = line.indexOf(':');
-    if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
-  }
-  return { status: Number(status[1]), headers };
-}
-
 /**
  * Runs a WebSocket check on `socket` (already connecting, with TLS and a PROXY header when the
  * backend needs them) and calls `settle` once with its outcome. Returns the release function.
@@ -74,11 +61,9 @@ export function runWsCheck(socket: Socket, request: WsCheckRequest, settle: WsCh
   const accept = createHash('sha1')
     .update(key + WS_GUID)
     .digest('base64');
-  let head: Buffer | undefined = Buffer.alloc(0);
   let pending: Buffer = Buffer.alloc(0);
   /** Payload bytes of a data frame still to skip. */
   let skip = 0;
-  let opened = false;
   let answered = !request.ping;
   let closeSent = false;
 
@@ -133,52 +118,40 @@ export function runWsCheck(socket: Socket, request: WsCheckRequest, settle: WsCh
     }
   };
 
-  const onData = (chunk: Buffer): void => {
-    if (head === undefined) {
-      readFrames(chunk);
-      return;
-    }
-    head = Buffer.concat([head, chunk]);
-    const end = head.indexOf(HEAD_END);
-    if (end < 0) {
-      if (head.length > MAX_HEAD) settle(false, 'answer head too large');
-      return;
-    }
-    const parsed = parseHead(head.toString('latin1', 0, end));
-    const rest = head.subarray(end + HEAD_END.length);
-    head = undefined;
-    if (!parsed) {
-      settle(false, 'upgrade failed: not an HTTP answer');
-      return;
-    }
-    if (parsed.status !== 101) {
-      settle(false, `answered ${parsed.status} instead of 101`, parsed.status);
-      return;
-    }
-    if (parsed.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
-      settle(false, 'upgrade failed: 101 without Upgrade: websocket', 101);
-      return;
-    }
-    if (parsed.headers.get('sec-websocket-accept') !== accept) {
-      settle(false, 'upgrade failed: invalid Sec-WebSocket-Accept', 101);
-      return;
-    }
-    opened = true;
-    if (request.ping) socket.write(controlFrame(OPCODE_PING, Buffer.alloc(0)));
-    else sendClose();
-    if (rest.length > 0) readFrames(rest);
-  };
-
-  socket.on('data', onData);
-  socket.on('error', (err: NodeJS.ErrnoException) => {
-    const detail = err.code && !err.message.includes(err.code) ? `${err.code} ${err.message}` : err.message;
-    settle(false, `${opened ? 'socket' : 'upgrade'} failed: ${detail}`);
-  });
-  socket.once('close', () => {
-    if (!opened) settle(false, 'closed before the upgrade');
-    else if (!answered) settle(false, 'closed without answering the ping');
-    else settle(false, closeSent ? 'closed without a close frame' : 'closed by the backend');
-  });
+  // Errors before the head are the reader's to report, later ones the frame reader's; none may
+  // go unheard between the two.
+  socket.on('error', () => {});
   socket.write(upgradeHead(request, key));
+  // The head is read by the core's reader, as the proxy reads a backend's 101.
+  readResponseHead(socket, MAX_HEAD, 0).then(
+    (answer) => {
+      if (answer.status !== 101) {
+        settle(false, `answered ${answer.status} instead of 101`, answer.status);
+        return;
+      }
+      if (String(answer.headers.upgrade).toLowerCase() !== 'websocket') {
+        settle(false, 'upgrade failed: 101 without Upgrade: websocket', 101);
+        return;
+      }
+      if (answer.headers['sec-websocket-accept'] !== accept) {
+        settle(false, 'upgrade failed: invalid Sec-WebSocket-Accept', 101);
+        return;
+      }
+      socket.on('data', readFrames);
+      socket.on('error', (err: Error) => settle(false, `socket failed: ${err.message}`));
+      socket.once('close', () => {
+        if (!answered) settle(false, 'closed without answering the ping');
+        else settle(false, closeSent ? 'closed without a close frame' : 'closed by the backend');
+      });
+      if (request.ping) socket.write(controlFrame(OPCODE_PING, Buffer.alloc(0)));
+      else sendClose();
+      if (answer.rest.length > 0) readFrames(answer.rest);
+      socket.resume();
+    },
+    (err: WslbError) => {
+      const closed = err.code === 'WSLB_ERR_BACKEND_CLOSED' && err.cause === undefined;
+      settle(false, closed ? 'closed before the upgrade' : `upgrade failed: ${err.message}`);
+    },
+  );
   return () => socket.destroy();
 }
