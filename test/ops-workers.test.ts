@@ -7,11 +7,25 @@ import {
   closeAll,
   openClients,
   roundTrip,
+  type RunningWslb,
   runWslb,
   startEchoBackend,
   startEchoBackends,
   waitFor,
 } from '@wslb/testing';
+
+interface ClusterStatus {
+  backends: Array<{ id: string; state: string; active: number; total: number; failures: number }>;
+  connections: { active: number; total: number };
+}
+
+/** Waits for both workers and the primary's admin listener; `status()` reads its /status. */
+async function clusterAdmin(wslb: RunningWslb): Promise<{ admin: string; status(): Promise<ClusterStatus> }> {
+  await waitFor(() => wslb.logs.filter((l) => l.msg === 'worker ready').length >= 2, { timeoutMs: 15_000 });
+  const adminLine = await wslb.waitForLog((l) => l.msg === 'admin listening');
+  const admin = `http://127.0.0.1:${adminLine.port as number}`;
+  return { admin, status: async () => (await (await fetch(`${admin}/status`)).json()) as ClusterStatus };
+}
 
 describe('workers', { timeout: 120_000 }, () => {
   const cleanup = createCleanup();
@@ -100,13 +114,7 @@ describe('workers share one control plane', { timeout: 120_000 }, () => {
       timeouts: { drain: 500 },
     });
     cleanup.defer(() => wslb.stop());
-    await waitFor(() => wslb.logs.filter((l) => l.msg === 'worker ready').length >= 2, { timeoutMs: 15_000 });
-    const adminLine = await wslb.waitForLog((l) => l.msg === 'admin listening');
-    const status = async () =>
-      (await (await fetch(`http://127.0.0.1:${adminLine.port as number}/status`)).json()) as {
-        backends: Array<{ id: string; state: string; active: number }>;
-        connections: { active: number; total: number };
-      };
+    const { admin, status } = await clusterAdmin(wslb);
 
     const first = await openClients(wslb.url, 8);
     assert.deepEqual(Object.keys(first.perBackend).sort(), ['b1', 'b2']);
@@ -127,7 +135,7 @@ describe('workers share one control plane', { timeout: 120_000 }, () => {
     await closeAll([...first.clients, ...after.clients]);
 
     // /metrics joins the primary's health view with the traffic of both workers.
-    const text = await (await fetch(`http://127.0.0.1:${adminLine.port as number}/metrics`)).text();
+    const text = await (await fetch(`${admin}/metrics`)).text();
     const families = parsePrometheusTextFormat(text) as Array<{
       name: string;
       metrics: Array<{ labels?: Record<string, string>; value?: string }>;
@@ -150,7 +158,7 @@ describe('workers share one control plane', { timeout: 120_000 }, () => {
     const afterCrash = await status();
     assert.equal(afterCrash.connections.total, 20, 'connections ever made, across a worker crash');
     assert.equal(
-      afterCrash.backends.reduce((n, b) => n + (b as { total?: number }).total!, 0),
+      afterCrash.backends.reduce((n, b) => n + b.total, 0),
       20,
       'per-backend totals across a worker crash',
     );
@@ -173,14 +181,8 @@ describe('workers share one control plane', { timeout: 120_000 }, () => {
       timeouts: { drain: 500 },
     });
     cleanup.defer(() => wslb.stop());
-    await waitFor(() => wslb.logs.filter((l) => l.msg === 'worker ready').length >= 2, { timeoutMs: 15_000 });
-    const adminLine = await wslb.waitForLog((l) => l.msg === 'admin listening');
-    const stateOfB1 = async () => {
-      const status = (await (await fetch(`http://127.0.0.1:${adminLine.port as number}/status`)).json()) as {
-        backends: Array<{ id: string; state: string; failures: number }>;
-      };
-      return status.backends.find((b) => b.id === 'b1')!;
-    };
+    const { status } = await clusterAdmin(wslb);
+    const stateOfB1 = async () => (await status()).backends.find((b) => b.id === 'b1')!;
     const oneSocketGoesTo = async (expected: string) => {
       const opened = await openClients(wslb.url, 1);
       assert.deepEqual(opened.perBackend, { [expected]: 1 });
@@ -222,15 +224,8 @@ describe('workers share one control plane', { timeout: 120_000 }, () => {
     };
     const wslb = await runWslb(config);
     cleanup.defer(() => wslb.stop());
-    await waitFor(() => wslb.logs.filter((l) => l.msg === 'worker ready').length >= 2, { timeoutMs: 15_000 });
-    const adminLine = await wslb.waitForLog((l) => l.msg === 'admin listening');
-    const admin = `http://127.0.0.1:${adminLine.port as number}`;
-    const states = async () => {
-      const status = (await (await fetch(`${admin}/status`)).json()) as {
-        backends: Array<{ id: string; state: string }>;
-      };
-      return Object.fromEntries(status.backends.map((b) => [b.id, b.state]));
-    };
+    const { admin, status } = await clusterAdmin(wslb);
+    const states = async () => Object.fromEntries((await status()).backends.map((b) => [b.id, b.state]));
     await waitFor(async () => (await states()).a === 'up', { message: 'a up after its first check' });
 
     // c fails every check: the primary keeps it down, and the workers must agree.
