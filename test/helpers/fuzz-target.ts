@@ -18,7 +18,8 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
     listen: { host: '127.0.0.1', port: 0 },
     backends: backends.map((b) => ({ id: b.id, url: b.url })),
     timeouts: { ...FUZZ_TIMEOUTS, drain: 3000 },
-    log: { level: 'info', access: false },
+    // Access lines tell when the proxy has finished a connection (the checks after a run wait for one).
+    log: { level: 'info', access: true },
   });
   return {
     wslb,

@@ -86,10 +86,9 @@ try {
     await closeAll([client]);
     if (echo.data.toString() !== 'after') throw new Error('no echo after the fuzz run');
     console.log('a normal WebSocket still echoes');
-    // The check socket's close reaches the proxy from both ends; the stop below counts what is
-    // still live, so it waits for the backends' side and a moment for the proxy's own.
-    await waitFor(() => target.backends.every((b) => b.clients.size === 0), { timeoutMs: 5000 });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // The stop below counts what is still live: it waits until the proxy has finished the check
+    // socket (its access line), not only until the client saw it close.
+    await wslb.waitForLog((l) => l.msg === 'access' && l.url === '/after-fuzz', 5000);
     if (hasProcfs) {
       // Idle keep-alive sockets to the backends close within their 5 s timeout; nothing else stays.
       const settled = await waitFor(() => fdCount(pid) <= fdsBefore + 2, { timeoutMs: 8000 }).then(
